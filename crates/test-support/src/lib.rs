@@ -1,0 +1,161 @@
+//! Helpers for integration tests: run a tool binary with arguments and stdin, and assert status,
+//! stdout and stderr together; wait on conditions with deadlines; skip with a printed reason.
+#![allow(clippy::print_stderr, clippy::missing_panics_doc)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The result of one run of a tool.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Captured stdout.
+    pub stdout: String,
+    /// Captured stderr.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Assert the exit code, printing stdout and stderr on failure.
+    #[track_caller]
+    pub fn code(&self, expected: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(expected),
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Assert stdout is exactly `s`.
+    #[track_caller]
+    pub fn stdout_is(&self, s: &str) -> &Self {
+        assert_eq!(self.stdout, s, "stdout\n--- stderr\n{}", self.stderr);
+        self
+    }
+
+    /// Assert stderr is exactly `s`.
+    #[track_caller]
+    pub fn stderr_is(&self, s: &str) -> &Self {
+        assert_eq!(self.stderr, s, "stderr\n--- stdout\n{}", self.stdout);
+        self
+    }
+
+    /// Assert stdout contains `s`.
+    #[track_caller]
+    pub fn stdout_has(&self, s: &str) -> &Self {
+        assert!(
+            self.stdout.contains(s),
+            "stdout lacks {s:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Assert stderr contains `s`.
+    #[track_caller]
+    pub fn stderr_has(&self, s: &str) -> &Self {
+        assert!(
+            self.stderr.contains(s),
+            "stderr lacks {s:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Assert neither stream contains `s` (for secrets).
+    #[track_caller]
+    pub fn never_has(&self, s: &str) -> &Self {
+        assert!(
+            !self.stdout.contains(s) && !self.stderr.contains(s),
+            "output leaks {s:?}"
+        );
+        self
+    }
+}
+
+/// Run `bin` with `args` and `stdin`, from `cwd` when given.
+pub fn run(bin: &str, args: &[&str], stdin: Option<&str>, cwd: Option<&Path>) -> Run {
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+    if let Some(s) = stdin {
+        let mut w = child.stdin.take().expect("stdin");
+        let s = s.to_string();
+        std::thread::spawn(move || {
+            let _ = w.write_all(s.as_bytes());
+        });
+    }
+    let out = child.wait_with_output().expect("wait");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Poll `cond` every 10 ms until it is true; panic with `what` after `timeout`.
+#[track_caller]
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < end,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// True when running as root.
+#[must_use]
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// True when `name` is an executable on `PATH` (or an absolute path that exists).
+#[must_use]
+pub fn have_command(name: &str) -> bool {
+    if name.contains('/') {
+        return Path::new(name).exists();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+}
+
+/// Print a skip reason on stderr (shown by the test runner) — call it, then `return`.
+pub fn skip(test: &str, reason: &str) {
+    eprintln!("SKIP {test}: {reason}");
+}
+
+/// Absolute path of a fixture under the calling crate's `tests/fixtures/`.
+#[must_use]
+pub fn fixture(manifest_dir: &str, name: &str) -> String {
+    format!("{manifest_dir}/tests/fixtures/{name}")
+}
