@@ -628,6 +628,10 @@ const MARKER: &[u8] = b"[health]";
 pub fn parse_health_line(
     line: &[u8],
 ) -> std::result::Result<Option<HealthSample>, HealthLineError> {
+    let mut line = line;
+    while let [rest @ .., b'\n' | b'\r'] = line {
+        line = rest;
+    }
     let Some(pos) = find(line, MARKER) else {
         return Ok(None);
     };
