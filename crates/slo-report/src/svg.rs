@@ -15,7 +15,7 @@ const RIGHT: f64 = 30.0;
 const PLOT: f64 = WIDTH - LEFT - RIGHT;
 const COLUMNS: usize = 1050;
 const LANE_H: f64 = 46.0;
-const TOP: f64 = 70.0;
+const TOP: f64 = 76.0;
 
 const GREEN: &str = "#2e9e44";
 const RED: &str = "#d62728";
@@ -133,7 +133,8 @@ pub fn render(windows: &[Window], summary: &MergeSummary, title: &str, provenanc
 <metadata>{}</metadata>
 <rect width="100%" height="100%" fill="white"/>
 <text x="{LEFT}" y="22" font-size="15" font-weight="bold">{}</text>
-<text x="{LEFT}" y="42" fill="#555">{} to {} (UTC). Health strip: green healthy, red unhealthy, blank no data. Boxes: fault windows (apply to clear); blue line: clear to recovery.</text>"##,
+<text x="{LEFT}" y="40" fill="#555">{} to {} (UTC). Health strips: green healthy, red unhealthy, blank no data.</text>
+<text x="{LEFT}" y="56" fill="#555">Boxes: fault windows, apply to clear (orange recovered, red not recovered, grey unhealthy not observed, dashed not counted or incomplete); blue: clear to recovery.</text>"##,
         esc(title),
         esc(provenance),
         esc(title),
