@@ -225,6 +225,30 @@ pub struct FaultEvent {
 }
 
 impl FaultEvent {
+    /// An event without the optional extras (set them on the returned value as needed).
+    #[must_use]
+    pub fn new(
+        ts_ns: i64,
+        mode: Mode,
+        scenario: Scenario,
+        phase: Phase,
+        execute: bool,
+        parameters: FaultParameters,
+    ) -> Self {
+        FaultEvent {
+            ts_ns,
+            mode,
+            scenario,
+            phase,
+            execute,
+            parameters,
+            drill_id: None,
+            backend: None,
+            target: None,
+            effective_ts_ns: None,
+        }
+    }
+
     /// The moment the fault took or stopped taking effect: `effective_ts_ns` when recorded,
     /// otherwise `ts_ns`.
     #[must_use]
@@ -575,6 +599,15 @@ pub struct HealthSample {
 }
 
 impl HealthSample {
+    /// A sample of `state` at the wall clock's now.
+    #[must_use]
+    pub fn now(state: HealthState) -> Self {
+        HealthSample {
+            ts_ns: crate::time::now_ns(),
+            state,
+        }
+    }
+
     /// The line the original probe prints (without the newline):
     /// `[health] ts_ns=1770734543207087000 state=healthy`.
     #[must_use]
@@ -800,6 +833,27 @@ mod tests {
     #[test]
     fn extras_round_trip_after_the_original_fields() {
         let mut ev = FaultEvent::parse_line(EXAMPLE, "f", 1).unwrap();
+        let built = FaultEvent::new(
+            1_770_734_543_207_087_000,
+            Mode::Run,
+            Scenario::Disconnect,
+            Phase::Apply,
+            true,
+            FaultParameters {
+                duration_sec: "20".into(),
+                target_ip: "182.254.243.31".into(),
+                ports: "40001,40011".into(),
+                disconnect_mode: "reset".into(),
+                iface: "eth0".into(),
+                delay_ms: "250".into(),
+                jitter_ms: "30".into(),
+                loss_percent: python_float_text(2.5),
+                extra: Vec::new(),
+            },
+        );
+        assert_eq!(built, ev);
+        assert_eq!(built.to_line(), EXAMPLE);
+        assert!(HealthSample::now(HealthState::Healthy).ts_ns > 0);
         ev.drill_id = Some("drill-1".into());
         ev.backend = Some("proxy".into());
         ev.target = Some("127.0.0.1:40001".into());
