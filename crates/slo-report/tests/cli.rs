@@ -510,3 +510,43 @@ fn all_healthy_alert_is_info() {
     assert_eq!(a["alerts"][0]["message"], "all SLI checks are healthy");
     assert_eq!(a["alerts"][0]["sli_name"], "quant_hft_core_process_alive");
 }
+
+#[test]
+fn apply_without_clear_and_not_healthy_at_apply() {
+    let r = report("incomplete_events.jsonl", "incomplete_probe.log", &[]);
+    let ev = fx("incomplete_events.jsonl");
+    r.code(1)
+        .stdout_has("- Samples: 1\n")
+        .stdout_has("- Not counted (probe not healthy at apply): 1\n- Incomplete (apply without clear): 1\n")
+        .stdout_has("| 2026-02-10T14:42:27+00:00 | 2026-02-10T14:42:28+00:00 | no |  | not_healthy_at_apply |\n")
+        .stdout_has("| 2026-02-10T14:42:30+00:00 | n/a | no |  | no valid apply/clear window;apply_without_clear |\n")
+        .stdout_has("- Clears without an open apply (ignored): 1\n")
+        .stdout_has("- Target missed: 1 apply event(s) without a clear (no valid apply/clear window)\n")
+        .stderr_is(&format!(
+            "slo-report: warning: {ev}:6: clear of latency without an open apply; ignored\n\
+             slo-report: warning: {ev}:5: apply of jitter without its clear (apply_without_clear)\n\
+             slo-report: SLO not met: recovery P99 0.500 s over 1 recovered of 1 counted windows (target < 10 s): 1 apply event(s) without a clear (no valid apply/clear window)\n"
+        ));
+}
+
+#[test]
+fn unsorted_probe_log_from_stdin() {
+    let e = fx("original_events.jsonl");
+    let probe = read(Path::new(&fx("unsorted_probe.log")));
+    let r = run(
+        BIN,
+        &[
+            "--fault-events-file",
+            &e,
+            "--probe-log-file",
+            "-",
+            "--date",
+            "2026-02-11",
+        ],
+        Some(&probe),
+        None,
+    );
+    r.code(0)
+        .stdout_has("- Recovery P99 (s): 1.000\n")
+        .stderr_has("slo-report: warning: -:3: health samples are not in ts_ns order; sorting the probe log in memory\n");
+}
