@@ -1,0 +1,24 @@
+# SOP 3: reconnect SLO report, on the evidence of the latest reconnect drill (runtime/).
+# Not in DRILLS yet: the reconnect drill (reconnect-evidence) will add it once it produces the inputs.
+SLO_EVENTS ?= $(RUNTIME)/fault_events.jsonl
+SLO_PROBE_LOG ?= $(RUNTIME)/reconnect_probe.log
+SLO_TARGET_P99_SEC ?= 10
+
+.PHONY: slo-report
+slo-report: build
+	@for f in "$(SLO_EVENTS)" "$(SLO_PROBE_LOG)"; do \
+	  if [ ! -f "$$f" ]; then \
+	    echo "slo-report: $$f not found: run a reconnect drill first (make reconnect-drill), or set SLO_EVENTS= and SLO_PROBE_LOG=" >&2; \
+	    exit 2; \
+	  fi; \
+	done
+	$(BIN)/slo-report \
+	  --fault-events-file "$(SLO_EVENTS)" --probe-log-file "$(SLO_PROBE_LOG)" \
+	  --output-file $(RESULTS)/reconnect_fault_result.md \
+	  --health-json-file $(RESULTS)/ops_health_report.json \
+	  --health-markdown-file $(RESULTS)/ops_health_report.md \
+	  --alert-json-file $(RESULTS)/ops_alert_report.json \
+	  --alert-markdown-file $(RESULTS)/ops_alert_report.md \
+	  --samples-csv $(RESULTS)/reconnect_samples.csv \
+	  --timeline-svg $(RESULTS)/reconnect_timeline.svg \
+	  --target-p99-sec $(SLO_TARGET_P99_SEC) --operator "$(OPERATOR)" --host "$$(hostname)"
