@@ -145,10 +145,12 @@ impl<'a> RawEvent<'a> {
                 .unwrap_or("line")
                 .to_string();
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-            LineError {
-                field,
-                message: msg,
-            }
+            let message = if field == "line" {
+                format!("not a WAL event object: {msg}")
+            } else {
+                msg
+            };
+            LineError { field, message }
         })?;
         let status = ev.validate()?;
         Ok((ev, status))
