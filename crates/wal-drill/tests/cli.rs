@@ -3,6 +3,7 @@
 //! against our own recount of the WAL); dry run writes nothing; a locked WAL is refused; SIGKILL of
 //! the drill while it writes evidence leaves the old file or the new one; SIGTERM exits 130
 //! without evidence; failed recovery and silent writers are reported.
+#![allow(clippy::unwrap_used, reason = "test helpers panic on broken fixtures")]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

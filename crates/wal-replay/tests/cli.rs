@@ -1,5 +1,6 @@
 //! wal-replay acceptance tests: one real WAL fixture per case, asserting exit status, the summary
 //! line on stdout (or the JSON summary) and the messages on stderr.
+#![allow(clippy::unwrap_used, reason = "test helpers panic on broken fixtures")]
 
 use serde_json::Value;
 use test_support::{Run, fixture, run};

@@ -1,5 +1,6 @@
 //! wal-verify acceptance tests: one fixture per rejection (exit status, stdout and stderr), stdin,
 //! the threshold flags, JSON output, a real drill's evidence, usage errors.
+#![allow(clippy::unwrap_used, reason = "test helpers panic on broken fixtures")]
 
 use serde_json::Value;
 use test_support::{Run, fixture, run};

@@ -1,5 +1,6 @@
 //! wal-writer acceptance tests: acks on stdout, legal lifecycles that replay clean, seq resumption
 //! (also after a torn tail), each durability policy, clean stop on SIGTERM, usage errors.
+#![allow(clippy::unwrap_used, reason = "test helpers panic on broken fixtures")]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
