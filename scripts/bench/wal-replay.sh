@@ -56,6 +56,7 @@ else
 fi
 
 rate=$(awk -v e="$EVENTS" -v m="$mean" 'BEGIN { printf "%.0f", e / m }')
+mean=$(awk -v m="$mean" 'BEGIN { printf "%.3f", m }')
 mib=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1048576 }')
 peak_mib=$(awk -v k="$peak_kb" 'BEGIN { printf "%.1f", k / 1024 }')
 verdict=$([ "$rate" -ge "$TARGET" ] && echo "meets" || echo "BELOW")

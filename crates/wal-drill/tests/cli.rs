@@ -177,7 +177,8 @@ fn none_with_a_large_buffer_measures_the_events_it_lost() {
             in_wal.len()
         );
         assert_eq!(num(&doc, "events_recovered"), in_wal.len() as u64);
-        if buffer == "16384" {
+        // A line is under 300 bytes: past 2 * 16384 / 300 acked events some buffers were written.
+        if buffer == "16384" && acked > 110 {
             assert!(!in_wal.is_empty(), "some full buffers were written");
         }
     }
