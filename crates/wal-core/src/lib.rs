@@ -1,7 +1,7 @@
 //! wal-core: the platform's WAL line format, the recovery rules and the replay summary, shared by
 //! `wal-writer`, `wal-replay` and `wal-drill`.
 //!
-//! - [`line`]: the WAL line (read borrowed, written in the engine's key order) and the `wal.ack`
+//! - [`mod@line`]: the WAL line (read borrowed, written in the engine's key order) and the `wal.ack`
 //!   record;
 //! - [`replay`]: the streaming replayer (recovery state machine, seq checks, positions) and its
 //!   summary.

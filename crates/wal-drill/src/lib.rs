@@ -118,7 +118,7 @@ pub struct Cli {
     /// Release version of the system drilled.
     #[arg(long, value_name = "VERSION", default_value = "unreleased")]
     pub release_version: String,
-    /// Drill id (default: wal-<UTC time>-<pid>).
+    /// Drill id (default: `wal-<UTC time>-<pid>`).
     #[arg(long, value_name = "ID")]
     pub drill_id: Option<String>,
     /// RTO target, seconds.
