@@ -107,7 +107,9 @@ pub enum FrontKind {
 }
 
 impl FrontKind {
-    fn name(self) -> &'static str {
+    /// `trader` or `market`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
         match self {
             FrontKind::Trader => "trader",
             FrontKind::Market => "market",
@@ -781,22 +783,125 @@ fn ports_from_config(path: &Path) -> Result<(u16, u16)> {
     Ok((t.port, m.port))
 }
 
-/// Run the simulator until SIGTERM/SIGINT or the `stop` command.
-#[allow(clippy::too_many_lines)]
-pub fn run(cli: Cli) -> Result<Exit> {
-    let (mut tp, mut mp) = (0, 0);
-    if let Some(c) = &cli.config {
-        (tp, mp) = ports_from_config(c)?;
+/// Options of an in-process simulator ([`start`]); the CLI maps onto it.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Listen address.
+    pub host: String,
+    /// Trader port (0 = pick).
+    pub trader_port: u16,
+    /// Market port (0 = pick).
+    pub market_port: u16,
+    /// Unix control socket, if any.
+    pub control_socket: Option<PathBuf>,
+    /// JSONL event log, if any (appended).
+    pub event_log: Option<PathBuf>,
+    /// Login latency, ms.
+    pub login_latency_ms: u64,
+    /// Heartbeat interval, ms (0 = none).
+    pub heartbeat_ms: u64,
+    /// Tick interval on the market front, ms (0 = none).
+    pub tick_interval_ms: u64,
+    /// Default instruments ticked.
+    pub instruments: Vec<String>,
+    /// Fail authentication.
+    pub auth_fail: bool,
+    /// Session window, minutes after midnight at +08:00 (start, end; may wrap).
+    pub session_window: Option<(u32, u32)>,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            host: "127.0.0.1".into(),
+            trader_port: 0,
+            market_port: 0,
+            control_socket: None,
+            event_log: None,
+            login_latency_ms: 0,
+            heartbeat_ms: 1000,
+            tick_interval_ms: 0,
+            instruments: vec!["SHFE.ag2406".into()],
+            auth_fail: false,
+            session_window: None,
+        }
     }
-    let tp = cli.trader_port.unwrap_or(tp);
-    let mp = cli.market_port.unwrap_or(mp);
-    let window = match &cli.session_window {
-        None => None,
-        Some(s) => Some(parse_window(s).ok_or_else(|| {
-            EvidenceError::usage(format!("--session-window: expected HH:MM-HH:MM, found {s:?}"))
-        })?),
-    };
-    let log_file = match &cli.event_log {
+}
+
+/// A running simulator (threads in this process). Dropping it does not stop it; call
+/// [`SimHandle::stop`].
+pub struct SimHandle {
+    sh: Arc<Shared>,
+    stop_rx: mpsc::Receiver<String>,
+    /// The bound trader port.
+    pub trader_port: u16,
+    /// The bound market port.
+    pub market_port: u16,
+    control_socket: Option<PathBuf>,
+}
+
+impl SimHandle {
+    /// Execute a control command (the control socket's JSON, e.g. `{"cmd":"down","front":"trader"}`)
+    /// and return the reply.
+    #[must_use]
+    pub fn control(&self, cmd: &Value) -> Value {
+        control(&self.sh, &cmd.to_string())
+    }
+
+    /// Take fronts down (`None` = both), as SIGUSR1 does.
+    pub fn down(&self, front: Option<FrontKind>, cause: &str) {
+        for k in front.map_or(vec![FrontKind::Trader, FrontKind::Market], |k| vec![k]) {
+            self.sh.set_down(k, cause);
+        }
+    }
+
+    /// Bring fronts up (`None` = both), as SIGUSR2 does.
+    pub fn up(&self, front: Option<FrontKind>, cause: &str) {
+        for k in front.map_or(vec![FrontKind::Trader, FrontKind::Market], |k| vec![k]) {
+            self.sh.set_up(k, cause);
+        }
+    }
+
+    /// Ask the simulator to stop (from another thread, a signal handler...).
+    pub fn request_stop(&self, why: &str) {
+        self.sh.stop(why);
+    }
+
+    /// Block until a stop is requested (the `stop` command or [`SimHandle::request_stop`]), then
+    /// close every connection, log `sim.stop` and remove the control socket.
+    pub fn wait(self) {
+        let why = self.stop_rx.recv().unwrap_or_else(|_| "channel closed".into());
+        self.shutdown(&why);
+    }
+
+    /// Stop now.
+    pub fn stop(self) {
+        self.shutdown("stop");
+    }
+
+    fn shutdown(self, why: &str) {
+        let sh = &self.sh;
+        sh.stopping.store(true, Ordering::SeqCst);
+        for k in [FrontKind::Trader, FrontKind::Market] {
+            sh.close_front_conns(k, "sim_stop");
+            let port = *lock(&sh.front(k).port);
+            let _ = TcpStream::connect_timeout(
+                &sh.wake_addr(port)
+                    .parse()
+                    .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], port))),
+                Duration::from_millis(200),
+            );
+        }
+        sh.log.log("sim.stop", json!({"cause": why}));
+        if let Some(p) = &self.control_socket {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Start a simulator in this process (listener, accept and control threads); no signal handling.
+pub fn start(o: &SimOptions) -> Result<SimHandle> {
+    let log_file = match &o.event_log {
         None => None,
         Some(p) => {
             if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -811,11 +916,11 @@ pub fn run(cli: Cli) -> Result<Exit> {
             )
         }
     };
-    let tl = bind(&cli.host, tp).map_err(|e| {
-        EvidenceError::failed(format!("cannot listen on {}:{tp} (trader): {e}", cli.host))
+    let tl = bind(&o.host, o.trader_port).map_err(|e| {
+        EvidenceError::failed(format!("cannot listen on {}:{} (trader): {e}", o.host, o.trader_port))
     })?;
-    let ml = bind(&cli.host, mp).map_err(|e| {
-        EvidenceError::failed(format!("cannot listen on {}:{mp} (market): {e}", cli.host))
+    let ml = bind(&o.host, o.market_port).map_err(|e| {
+        EvidenceError::failed(format!("cannot listen on {}:{} (market): {e}", o.host, o.market_port))
     })?;
     let tport = tl.local_addr().map_err(|e| EvidenceError::failed(e.to_string()))?.port();
     let mport = ml.local_addr().map_err(|e| EvidenceError::failed(e.to_string()))?.port();
@@ -828,14 +933,14 @@ pub fn run(cli: Cli) -> Result<Exit> {
     };
     let (stop_tx, stop_rx) = mpsc::channel::<String>();
     let sh = Arc::new(Shared {
-        host: cli.host.clone(),
-        login_latency_ms: AtomicU64::new(cli.login_latency_ms),
-        heartbeat_ms: cli.heartbeat_ms,
-        tick_interval_ms: cli.tick_interval_ms,
-        instruments: cli.instruments.clone(),
-        auth_fail: AtomicBool::new(cli.auth_fail),
+        host: o.host.clone(),
+        login_latency_ms: AtomicU64::new(o.login_latency_ms),
+        heartbeat_ms: o.heartbeat_ms,
+        tick_interval_ms: o.tick_interval_ms,
+        instruments: o.instruments.clone(),
+        auth_fail: AtomicBool::new(o.auth_fail),
         refuse_until: Mutex::new(None),
-        window: Mutex::new(window),
+        window: Mutex::new(o.session_window),
         fronts: [mk_front(FrontKind::Trader, tport), mk_front(FrontKind::Market, mport)],
         conns: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
@@ -846,7 +951,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         stop_tx: Mutex::new(Some(stop_tx)),
     });
     debug_assert_eq!(sh.fronts[0].kind, FrontKind::Trader);
-    let control_listener = match &cli.control_socket {
+    let control_listener = match &o.control_socket {
         None => None,
         Some(p) => {
             if p.exists() {
@@ -858,6 +963,56 @@ pub fn run(cli: Cli) -> Result<Exit> {
             Some(UnixListener::bind(p).map_err(|e| EvidenceError::io("cannot listen on", p, e))?)
         }
     };
+    for (k, l) in [(FrontKind::Trader, tl), (FrontKind::Market, ml)] {
+        let sh = Arc::clone(&sh);
+        thread::spawn(move || accept_loop(&sh, k, Some(l)));
+    }
+    if let Some(l) = control_listener {
+        let sh = Arc::clone(&sh);
+        thread::spawn(move || control_loop(&sh, &l));
+    }
+    sh.log.log(
+        "sim.state",
+        json!({"front": "trader", "state": "up", "cause": "start", "port": tport}),
+    );
+    sh.log.log(
+        "sim.state",
+        json!({"front": "market", "state": "up", "cause": "start", "port": mport}),
+    );
+    Ok(SimHandle {
+        sh,
+        stop_rx,
+        trader_port: tport,
+        market_port: mport,
+        control_socket: o.control_socket.clone(),
+    })
+}
+
+/// Run the simulator until SIGTERM/SIGINT or the `stop` command.
+pub fn run(cli: Cli) -> Result<Exit> {
+    let (mut tp, mut mp) = (0, 0);
+    if let Some(c) = &cli.config {
+        (tp, mp) = ports_from_config(c)?;
+    }
+    let session_window = match &cli.session_window {
+        None => None,
+        Some(s) => Some(parse_window(s).ok_or_else(|| {
+            EvidenceError::usage(format!("--session-window: expected HH:MM-HH:MM, found {s:?}"))
+        })?),
+    };
+    let o = SimOptions {
+        host: cli.host.clone(),
+        trader_port: cli.trader_port.unwrap_or(tp),
+        market_port: cli.market_port.unwrap_or(mp),
+        control_socket: cli.control_socket.clone(),
+        event_log: cli.event_log.clone(),
+        login_latency_ms: cli.login_latency_ms,
+        heartbeat_ms: cli.heartbeat_ms,
+        tick_interval_ms: cli.tick_interval_ms,
+        instruments: cli.instruments.clone(),
+        auth_fail: cli.auth_fail,
+        session_window,
+    };
     // Signals: USR1 down, USR2 up, TERM/INT stop.
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGUSR1,
@@ -866,9 +1021,10 @@ pub fn run(cli: Cli) -> Result<Exit> {
         signal_hook::consts::SIGINT,
     ])
     .map_err(|e| EvidenceError::failed(format!("cannot install signal handlers: {e}")))?;
+    let sim = start(&o)?;
     let handle = signals.handle();
     {
-        let sh = Arc::clone(&sh);
+        let sh = Arc::clone(&sim.sh);
         thread::spawn(move || {
             for sig in signals.forever() {
                 match sig {
@@ -886,46 +1042,21 @@ pub fn run(cli: Cli) -> Result<Exit> {
             }
         });
     }
-    for (k, l) in [(FrontKind::Trader, tl), (FrontKind::Market, ml)] {
-        let sh = Arc::clone(&sh);
-        thread::spawn(move || accept_loop(&sh, k, Some(l)));
-    }
-    if let Some(l) = control_listener {
-        let sh = Arc::clone(&sh);
-        thread::spawn(move || control_loop(&sh, &l));
-    }
-    let ready = json!({"kind": "sim.ready", "ts_ns": now_ns(), "host": cli.host, "trader_port": tport,
-        "market_port": mport, "pid": std::process::id(),
-        "control_socket": cli.control_socket.as_ref().map(|p| p.display().to_string())});
-    sh.log.log(
-        "sim.state",
-        json!({"front": "trader", "state": "up", "cause": "start", "port": tport}),
-    );
-    sh.log.log(
-        "sim.state",
-        json!({"front": "market", "state": "up", "cause": "start", "port": mport}),
-    );
+    let ready = json!({"kind": "sim.ready", "ts_ns": now_ns(), "host": o.host, "trader_port": sim.trader_port,
+        "market_port": sim.market_port, "pid": std::process::id(),
+        "control_socket": o.control_socket.as_ref().map(|p| p.display().to_string())});
     let line = format!("{ready}\n");
     if let Some(p) = &cli.ports_file {
-        evidence_core::io::write_atomic(p, line.as_bytes())?;
+        if let Err(e) = evidence_core::io::write_atomic(p, line.as_bytes()) {
+            sim.stop();
+            return Err(e);
+        }
     }
-    cli::stdout_write(&line)?;
-    let why = stop_rx.recv().unwrap_or_else(|_| "channel closed".into());
-    sh.stopping.store(true, Ordering::SeqCst);
-    for k in [FrontKind::Trader, FrontKind::Market] {
-        sh.close_front_conns(k, "sim_stop");
-        let port = *lock(&sh.front(k).port);
-        let _ = TcpStream::connect_timeout(
-            &sh.wake_addr(port)
-                .parse()
-                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], port))),
-            Duration::from_millis(200),
-        );
+    if let Err(e) = cli::stdout_write(&line) {
+        sim.stop();
+        return Err(e);
     }
-    sh.log.log("sim.stop", json!({"cause": why}));
+    sim.wait();
     handle.close();
-    if let Some(p) = &cli.control_socket {
-        let _ = std::fs::remove_file(p);
-    }
     Ok(Exit::Pass)
 }

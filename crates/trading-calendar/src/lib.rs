@@ -200,6 +200,17 @@ impl Calendar {
         Calendar::parse(BUILTIN, &format!("{BUILTIN_PATH} (built in)"))
     }
 
+    /// The calendar to use: `explicit` when given; else `configs/calendar/cn-futures-2026.yaml`
+    /// under the current folder when it exists (an edited copy wins over the built-in one); else
+    /// the built-in copy.
+    pub fn load_default(explicit: Option<&Path>) -> Result<Calendar> {
+        match explicit {
+            Some(p) => Calendar::load(p),
+            None if Path::new(BUILTIN_PATH).is_file() => Calendar::load(Path::new(BUILTIN_PATH)),
+            None => Calendar::builtin(),
+        }
+    }
+
     /// Load a calendar file.
     pub fn load(path: &Path) -> Result<Calendar> {
         let text = std::fs::read_to_string(path)
