@@ -66,6 +66,9 @@ pub struct Cli {
     /// Margin around sessions for the trading-session hint, in minutes.
     #[arg(long, default_value_t = 15)]
     pub session_margin_minutes: u32,
+    /// Write the report to this file (atomically) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output_file: Option<PathBuf>,
 }
 
 /// Output format.
@@ -222,7 +225,10 @@ pub fn run(cli: Cli) -> Result<Exit> {
     };
     // Defence in depth: no secret value leaves the tool, whatever a check wrote.
     let out = outcome.scrub(&out);
-    cli::stdout_write(&out)?;
+    match &cli.output_file {
+        Some(p) => evidence_core::io::write_atomic(p, out.as_bytes())?,
+        None => cli::stdout_write(&out)?,
+    }
     if let Some(msg) = &outcome.fatal {
         cli::report_error(&EvidenceError::failed(outcome.scrub(msg)));
     }
