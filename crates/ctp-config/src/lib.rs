@@ -464,7 +464,8 @@ impl CtpConfig {
     /// True when `key` (or its alias) is present and non-empty.
     #[must_use]
     pub fn has(&self, key: &str) -> bool {
-        self.get_with_alias(key).is_some_and(|v| !v.trim().is_empty())
+        self.get_with_alias(key)
+            .is_some_and(|v| !v.trim().is_empty())
     }
 
     /// All keys present.
@@ -533,8 +534,10 @@ impl CtpConfig {
     #[allow(clippy::too_many_lines)]
     fn typed(&mut self) -> Values {
         let mut problems = Vec::new();
-        let mut v = Values::default();
-        v.profile = self.get("profile").map(str::to_string);
+        let mut v = Values {
+            profile: self.get("profile").map(str::to_string),
+            ..Values::default()
+        };
         if let Some(e) = self.get("environment").filter(|s| !s.trim().is_empty()) {
             v.environment = Environment::parse(e);
             if v.environment.is_none() {

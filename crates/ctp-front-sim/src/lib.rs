@@ -256,10 +256,9 @@ impl Shared {
         let mut listening = lock(&f.listening);
         let deadline = Instant::now() + Duration::from_secs(5);
         while *listening && Instant::now() < deadline {
-            listening = f
-                .cv
-                .wait_timeout(listening, Duration::from_millis(50))
-                .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+            listening =
+                f.cv.wait_timeout(listening, Duration::from_millis(50))
+                    .map_or_else(|e| e.into_inner().0, |(g, _)| g);
         }
         drop(listening);
         self.log.log(
@@ -283,10 +282,9 @@ impl Shared {
         let mut listening = lock(&f.listening);
         let deadline = Instant::now() + Duration::from_secs(5);
         while !*listening && Instant::now() < deadline {
-            listening = f
-                .cv
-                .wait_timeout(listening, Duration::from_millis(50))
-                .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+            listening =
+                f.cv.wait_timeout(listening, Duration::from_millis(50))
+                    .map_or_else(|e| e.into_inner().0, |(g, _)| g);
         }
         let ok = *listening;
         drop(listening);
@@ -319,7 +317,11 @@ impl Shared {
             None => true,
             Some((a, b)) => {
                 let m = local_minute(now_ns());
-                if a <= b { a <= m && m < b } else { m >= a || m < b }
+                if a <= b {
+                    a <= m && m < b
+                } else {
+                    m >= a || m < b
+                }
             }
         }
     }
@@ -369,10 +371,9 @@ fn accept_loop(sh: &Arc<Shared>, k: FrontKind, mut listener: Option<TcpListener>
             // Wait to be told up, then rebind the same port.
             let mut up = lock(&f.up);
             while !*up && !sh.stopping.load(Ordering::SeqCst) {
-                up = f
-                    .cv
-                    .wait_timeout(up, Duration::from_millis(100))
-                    .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+                up =
+                    f.cv.wait_timeout(up, Duration::from_millis(100))
+                        .map_or_else(|e| e.into_inner().0, |(g, _)| g);
             }
             drop(up);
             if sh.stopping.load(Ordering::SeqCst) {
@@ -390,7 +391,10 @@ fn accept_loop(sh: &Arc<Shared>, k: FrontKind, mut listener: Option<TcpListener>
                 }
             }
             let Some(l) = bound else {
-                cli::warn(&format!("cannot bind the {} front on port {port}", k.name()));
+                cli::warn(&format!(
+                    "cannot bind the {} front on port {port}",
+                    k.name()
+                ));
                 *lock(&f.up) = false;
                 f.cv.notify_all();
                 continue;
@@ -486,7 +490,7 @@ fn serve(sh: &Arc<Shared>, k: FrontKind, stream: TcpStream) {
         {
             for ins in &instruments {
                 volume += 1;
-                price += if volume % 3 == 0 { -1.0 } else { 1.0 };
+                price += if volume.is_multiple_of(3) { -1.0 } else { 1.0 };
                 let m = Message::Tick {
                     instrument: ins.clone(),
                     last_price: price,
@@ -641,8 +645,9 @@ fn status(sh: &Shared) -> Value {
                "connections": conns.values().filter(|c| c.front == k).count(),
                "logged_in": conns.values().filter(|c| c.front == k && c.logged_in).count()})
     };
-    let refusing_ms = lock(&sh.refuse_until)
-        .map_or(0, |u| u.saturating_duration_since(Instant::now()).as_millis());
+    let refusing_ms = lock(&sh.refuse_until).map_or(0, |u| {
+        u.saturating_duration_since(Instant::now()).as_millis()
+    });
     json!({"ok": true, "trader": front(FrontKind::Trader), "market": front(FrontKind::Market),
            "auth_fail": sh.auth_fail.load(Ordering::SeqCst),
            "login_latency_ms": sh.login_latency_ms.load(Ordering::SeqCst),
@@ -676,7 +681,10 @@ fn control(sh: &Shared, line: &str) -> Value {
             Err(e) => json!({"ok": false, "error": e}),
         },
         "refuse_logins" => {
-            let Some(secs) = v.get("seconds").and_then(Value::as_f64).filter(|s| *s >= 0.0)
+            let Some(secs) = v
+                .get("seconds")
+                .and_then(Value::as_f64)
+                .filter(|s| *s >= 0.0)
             else {
                 return json!({"ok": false, "error": "refuse_logins needs seconds >= 0"});
             };
@@ -729,7 +737,9 @@ fn control(sh: &Shared, line: &str) -> Value {
             sh.stop("control");
             json!({"ok": true, "stopping": true})
         }
-        other => json!({"ok": false, "error": format!("unknown cmd {other:?} (down, up, refuse_logins, auth_fail, login_latency, session_window, status, stop)")}),
+        other => {
+            json!({"ok": false, "error": format!("unknown cmd {other:?} (down, up, refuse_logins, auth_fail, login_latency, session_window, status, stop)")})
+        }
     }
 }
 
@@ -775,10 +785,22 @@ fn ports_from_config(path: &Path) -> Result<(u16, u16)> {
     let c = CtpConfig::load(path)?;
     c.validate()?;
     let t = c.values.trader_front.as_ref().ok_or_else(|| {
-        EvidenceError::parse(path.display().to_string(), 0, "trader_front", "tcp://host:port", "missing")
+        EvidenceError::parse(
+            path.display().to_string(),
+            0,
+            "trader_front",
+            "tcp://host:port",
+            "missing",
+        )
     })?;
     let m = c.values.market_front.as_ref().ok_or_else(|| {
-        EvidenceError::parse(path.display().to_string(), 0, "market_front", "tcp://host:port", "missing")
+        EvidenceError::parse(
+            path.display().to_string(),
+            0,
+            "market_front",
+            "tcp://host:port",
+            "missing",
+        )
     })?;
     Ok((t.port, m.port))
 }
@@ -870,7 +892,10 @@ impl SimHandle {
     /// Block until a stop is requested (the `stop` command or [`SimHandle::request_stop`]), then
     /// close every connection, log `sim.stop` and remove the control socket.
     pub fn wait(self) {
-        let why = self.stop_rx.recv().unwrap_or_else(|_| "channel closed".into());
+        let why = self
+            .stop_rx
+            .recv()
+            .unwrap_or_else(|_| "channel closed".into());
         self.shutdown(&why);
     }
 
@@ -917,13 +942,25 @@ pub fn start(o: &SimOptions) -> Result<SimHandle> {
         }
     };
     let tl = bind(&o.host, o.trader_port).map_err(|e| {
-        EvidenceError::failed(format!("cannot listen on {}:{} (trader): {e}", o.host, o.trader_port))
+        EvidenceError::failed(format!(
+            "cannot listen on {}:{} (trader): {e}",
+            o.host, o.trader_port
+        ))
     })?;
     let ml = bind(&o.host, o.market_port).map_err(|e| {
-        EvidenceError::failed(format!("cannot listen on {}:{} (market): {e}", o.host, o.market_port))
+        EvidenceError::failed(format!(
+            "cannot listen on {}:{} (market): {e}",
+            o.host, o.market_port
+        ))
     })?;
-    let tport = tl.local_addr().map_err(|e| EvidenceError::failed(e.to_string()))?.port();
-    let mport = ml.local_addr().map_err(|e| EvidenceError::failed(e.to_string()))?.port();
+    let tport = tl
+        .local_addr()
+        .map_err(|e| EvidenceError::failed(e.to_string()))?
+        .port();
+    let mport = ml
+        .local_addr()
+        .map_err(|e| EvidenceError::failed(e.to_string()))?
+        .port();
     let mk_front = |kind, port| Front {
         kind,
         port: Mutex::new(port),
@@ -941,7 +978,10 @@ pub fn start(o: &SimOptions) -> Result<SimHandle> {
         auth_fail: AtomicBool::new(o.auth_fail),
         refuse_until: Mutex::new(None),
         window: Mutex::new(o.session_window),
-        fronts: [mk_front(FrontKind::Trader, tport), mk_front(FrontKind::Market, mport)],
+        fronts: [
+            mk_front(FrontKind::Trader, tport),
+            mk_front(FrontKind::Market, mport),
+        ],
         conns: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
         log: EventLog {
@@ -955,7 +995,8 @@ pub fn start(o: &SimOptions) -> Result<SimHandle> {
         None => None,
         Some(p) => {
             if p.exists() {
-                std::fs::remove_file(p).map_err(|e| EvidenceError::io("cannot remove stale", p, e))?;
+                std::fs::remove_file(p)
+                    .map_err(|e| EvidenceError::io("cannot remove stale", p, e))?;
             }
             if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(d).map_err(|e| EvidenceError::io("cannot create", d, e))?;
@@ -997,7 +1038,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
     let session_window = match &cli.session_window {
         None => None,
         Some(s) => Some(parse_window(s).ok_or_else(|| {
-            EvidenceError::usage(format!("--session-window: expected HH:MM-HH:MM, found {s:?}"))
+            EvidenceError::usage(format!(
+                "--session-window: expected HH:MM-HH:MM, found {s:?}"
+            ))
         })?),
     };
     let o = SimOptions {
@@ -1046,11 +1089,11 @@ pub fn run(cli: Cli) -> Result<Exit> {
         "market_port": sim.market_port, "pid": std::process::id(),
         "control_socket": o.control_socket.as_ref().map(|p| p.display().to_string())});
     let line = format!("{ready}\n");
-    if let Some(p) = &cli.ports_file {
-        if let Err(e) = evidence_core::io::write_atomic(p, line.as_bytes()) {
-            sim.stop();
-            return Err(e);
-        }
+    if let Some(p) = &cli.ports_file
+        && let Err(e) = evidence_core::io::write_atomic(p, line.as_bytes())
+    {
+        sim.stop();
+        return Err(e);
     }
     if let Err(e) = cli::stdout_write(&line) {
         sim.stop();

@@ -336,7 +336,11 @@ impl Client {
         })?;
         match self.expect(deadline)? {
             Message::HelloAck { .. } => {}
-            other => return Err(LoginError::Protocol(format!("expected hello_ack, got {other:?}"))),
+            other => {
+                return Err(LoginError::Protocol(format!(
+                    "expected hello_ack, got {other:?}"
+                )));
+            }
         }
         if let (Some(app_id), Some(auth_code)) = (&c.app_id, &c.auth_code) {
             self.send(&Message::Auth {
@@ -347,7 +351,9 @@ impl Client {
                 Message::AuthOk => {}
                 Message::AuthFailed { reason } => return Err(LoginError::AuthFailed(reason)),
                 other => {
-                    return Err(LoginError::Protocol(format!("expected auth_ok, got {other:?}")));
+                    return Err(LoginError::Protocol(format!(
+                        "expected auth_ok, got {other:?}"
+                    )));
                 }
             }
         }
@@ -368,7 +374,9 @@ impl Client {
                 server_ts_ns: ts_ns,
             }),
             Message::LoginRefused { reason } => Err(LoginError::Refused(reason)),
-            other => Err(LoginError::Protocol(format!("expected login_ok, got {other:?}"))),
+            other => Err(LoginError::Protocol(format!(
+                "expected login_ok, got {other:?}"
+            ))),
         }
     }
 
@@ -406,7 +414,10 @@ mod tests {
         let line = encode(&m);
         assert!(line.starts_with("{\"type\":\"login_ok\""));
         assert_eq!(decode(&line).unwrap(), m);
-        assert_eq!(decode("{\"type\":\"auth_ok\",\"extra\":1}").unwrap(), Message::AuthOk);
+        assert_eq!(
+            decode("{\"type\":\"auth_ok\",\"extra\":1}").unwrap(),
+            Message::AuthOk
+        );
         assert!(decode("{\"type\":\"nope\"}").is_err());
     }
 

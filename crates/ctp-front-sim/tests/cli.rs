@@ -1,4 +1,5 @@
 //! ctp-front-sim: real processes, real sockets on 127.0.0.1 (ports picked by the kernel).
+#![allow(clippy::unwrap_used, reason = "test helpers panic on setup failures")]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -27,7 +28,14 @@ impl Sim {
         let sock = dir.path().join("sim.sock");
         let events = dir.path().join("events.jsonl");
         let mut child = Command::new(BIN)
-            .args(["--trader-port", "0", "--market-port", "0", "--heartbeat-ms", "100"])
+            .args([
+                "--trader-port",
+                "0",
+                "--market-port",
+                "0",
+                "--heartbeat-ms",
+                "100",
+            ])
             .arg("--control-socket")
             .arg(&sock)
             .arg("--event-log")
@@ -119,7 +127,11 @@ fn login_accepted_heartbeats_and_event_log() {
     assert!(login["ts_ns"].as_i64().unwrap() >= ok.server_ts_ns);
     assert!(ev.iter().all(|e| e["ts_ns"].as_i64().unwrap() > 0));
     // The password never reaches the event log.
-    assert!(!std::fs::read_to_string(&sim.events).unwrap().contains("sim-password"));
+    assert!(
+        !std::fs::read_to_string(&sim.events)
+            .unwrap()
+            .contains("sim-password")
+    );
     wait_until(T, "close logged", || {
         sim.events().iter().any(|e| e["kind"] == "sim.close")
     });
@@ -135,7 +147,10 @@ fn auth_failure_mode() {
         Err(LoginError::AuthFailed(r)) => assert!(r.contains("authentication failed")),
         other => panic!("expected auth failure, got {other:?}"),
     }
-    assert_eq!(sim.ctl(json!({"cmd": "auth_fail", "enabled": false}))["auth_fail"], false);
+    assert_eq!(
+        sim.ctl(json!({"cmd": "auth_fail", "enabled": false}))["auth_fail"],
+        false
+    );
     proto::connect_and_login(&addr(sim.trader), &creds(true), T).unwrap();
     let auths: Vec<bool> = sim
         .events()
@@ -245,7 +260,9 @@ fn refuse_logins_and_session_window() {
     };
     let start = (now_min + 720) % 1440;
     let hhmm = |m: u64| format!("{:02}:{:02}", m / 60, m % 60);
-    sim.ctl(json!({"cmd": "session_window", "start": hhmm(start), "end": hhmm((start + 1) % 1440)}));
+    sim.ctl(
+        json!({"cmd": "session_window", "start": hhmm(start), "end": hhmm((start + 1) % 1440)}),
+    );
     let mut reason = None;
     for _ in 0..100 {
         match c.recv(T) {

@@ -46,17 +46,47 @@ pub const CHECKS: &[CheckDef] = &[
     def("ConfigParse", "config_parse", Severity::Error, false),
     def("ConfigKeys", "config_keys", Severity::Warning, false),
     def("RequiredFields", "required_fields", Severity::Error, false),
-    def("ProductionModeGuard", "production_mode_guard", Severity::Error, false),
+    def(
+        "ProductionModeGuard",
+        "production_mode_guard",
+        Severity::Error,
+        false,
+    ),
     def("ConfigValues", "config_values", Severity::Error, false),
     def("PasswordSource", "password_source", Severity::Error, false),
-    def("PasswordPlaintext", "password_plaintext", Severity::Warning, false),
+    def(
+        "PasswordPlaintext",
+        "password_plaintext",
+        Severity::Warning,
+        false,
+    ),
     def("CtpLibFiles", "ctp_lib_files", Severity::Warning, false),
-    def("FlowPathWritable", "flow_path_writable", Severity::Error, false),
+    def(
+        "FlowPathWritable",
+        "flow_path_writable",
+        Severity::Error,
+        false,
+    ),
     def("DiskFree", "disk_free", Severity::Error, false),
     def("DnsResolve", "dns_resolve", Severity::Error, true),
-    def("TcpConnectMarketFront", "tcp_connect_market_front", Severity::Error, true),
-    def("TcpConnectTraderFront", "tcp_connect_trader_front", Severity::Error, true),
-    def("ServiceWindowHint", "service_window_hint", Severity::Info, false),
+    def(
+        "TcpConnectMarketFront",
+        "tcp_connect_market_front",
+        Severity::Error,
+        true,
+    ),
+    def(
+        "TcpConnectTraderFront",
+        "tcp_connect_trader_front",
+        Severity::Error,
+        true,
+    ),
+    def(
+        "ServiceWindowHint",
+        "service_window_hint",
+        Severity::Info,
+        false,
+    ),
     def("ClockSync", "clock_sync", Severity::Warning, false),
     def("TradingSession", "trading_session", Severity::Info, false),
 ];
@@ -126,7 +156,9 @@ impl Outcome {
     /// Mask every known secret value in `text`.
     #[must_use]
     pub fn scrub(&self, text: &str) -> String {
-        self.secrets.iter().fold(text.to_string(), |t, s| s.scrub(&t))
+        self.secrets
+            .iter()
+            .fold(text.to_string(), |t, s| s.scrub(&t))
     }
 }
 
@@ -136,7 +168,15 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn push(&mut self, name: &str, sev: Severity, ok: bool, skipped: bool, detail: String, t: Instant) {
+    fn push(
+        &mut self,
+        name: &str,
+        sev: Severity,
+        ok: bool,
+        skipped: bool,
+        detail: String,
+        t: Instant,
+    ) {
         let d = CHECKS
             .iter()
             .find(|d| d.name == name)
@@ -200,7 +240,14 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
     let label = path.display().to_string();
     let t = Instant::now();
     if !path.is_file() {
-        cx.push("config_exists", Severity::Error, false, false, format!("missing {label}"), t);
+        cx.push(
+            "config_exists",
+            Severity::Error,
+            false,
+            false,
+            format!("missing {label}"),
+            t,
+        );
         return Ok(Outcome {
             items: cx.items,
             exit: Exit::BadInput,
@@ -209,7 +256,14 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
             secrets: Vec::new(),
         });
     }
-    cx.push("config_exists", Severity::Error, true, false, label.clone(), t);
+    cx.push(
+        "config_exists",
+        Severity::Error,
+        true,
+        false,
+        label.clone(),
+        t,
+    );
     let t = Instant::now();
     let bytes = std::fs::read(path).unwrap_or_default();
     let sha = evidence_core::provenance::sha256_hex(&bytes);
@@ -219,7 +273,14 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
             // The parser's message may quote the document: mask any inline password it holds.
             let secrets = raw_password(&bytes).into_iter().collect();
             let detail = format!("{e}");
-            cx.push("config_parse", Severity::Error, false, false, detail.clone(), t);
+            cx.push(
+                "config_parse",
+                Severity::Error,
+                false,
+                false,
+                detail.clone(),
+                t,
+            );
             return Ok(Outcome {
                 items: cx.items,
                 exit: Exit::BadInput,
@@ -274,7 +335,14 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
             .collect::<Vec<_>>()
             .join("; ")
     };
-    cx.push("config_keys", Severity::Warning, cfg.warnings.is_empty(), false, detail, t);
+    cx.push(
+        "config_keys",
+        Severity::Warning,
+        cfg.warnings.is_empty(),
+        false,
+        detail,
+        t,
+    );
 
     // required_fields
     let t = Instant::now();
@@ -295,12 +363,26 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
     } else {
         format!("missing: {}", missing.join(","))
     };
-    cx.push("required_fields", Severity::Error, missing.is_empty(), false, detail, t);
+    cx.push(
+        "required_fields",
+        Severity::Error,
+        missing.is_empty(),
+        false,
+        detail,
+        t,
+    );
 
     // production_mode_guard
     let t = Instant::now();
     let (ok, detail) = production_guard(&cfg);
-    cx.push("production_mode_guard", Severity::Error, ok, false, detail, t);
+    cx.push(
+        "production_mode_guard",
+        Severity::Error,
+        ok,
+        false,
+        detail,
+        t,
+    );
 
     // config_values
     let t = Instant::now();
@@ -320,7 +402,14 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
             .collect::<Vec<_>>()
             .join("; ")
     };
-    cx.push("config_values", Severity::Error, cfg.problems.is_empty(), false, detail, t);
+    cx.push(
+        "config_values",
+        Severity::Error,
+        cfg.problems.is_empty(),
+        false,
+        detail,
+        t,
+    );
 
     // password_source
     let t = Instant::now();
@@ -395,13 +484,30 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
                 }
             }
         }
-        cx.push("dns_resolve", Severity::Error, ok, false, parts.join("; "), t);
+        cx.push(
+            "dns_resolve",
+            Severity::Error,
+            ok,
+            false,
+            parts.join("; "),
+            t,
+        );
     }
     let mut timeouts_only = true;
     let mut any_failed = false;
     for (name, key, f, r) in [
-        ("tcp_connect_market_front", "market_front", &v.market_front, &market),
-        ("tcp_connect_trader_front", "trader_front", &v.trader_front, &trader),
+        (
+            "tcp_connect_market_front",
+            "market_front",
+            &v.market_front,
+            &market,
+        ),
+        (
+            "tcp_connect_trader_front",
+            "trader_front",
+            &v.trader_front,
+            &trader,
+        ),
     ] {
         let t = Instant::now();
         let raw = cfg.get_with_alias(key).unwrap_or("").trim().to_string();
@@ -409,15 +515,29 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
             Err(format!("{key} missing"))
         } else {
             f.clone().ok_or_else(|| {
-                Front::parse(&raw).err().unwrap_or_else(|| format!("{key} invalid"))
+                Front::parse(&raw)
+                    .err()
+                    .unwrap_or_else(|| format!("{key} invalid"))
             })
         };
         let (ok, skipped, detail, connect_ms, took) = match (&parsed, cli.skip_network_check, r) {
             (Err(e), _, _) => (false, false, e.clone(), None, None),
             (Ok(f), true, _) => (true, true, format!("skipped {f}"), None, None),
             (Ok(f), false, Some(r)) => match &r.connect {
-                Some(Ok(ms)) => (true, false, format!("connected {f} ({ms} ms)"), Some(*ms), Some(r.duration)),
-                Some(Err(e)) => (false, false, format!("connect failed {f} ({e})"), None, Some(r.duration)),
+                Some(Ok(ms)) => (
+                    true,
+                    false,
+                    format!("connected {f} ({ms} ms)"),
+                    Some(*ms),
+                    Some(r.duration),
+                ),
+                Some(Err(e)) => (
+                    false,
+                    false,
+                    format!("connect failed {f} ({e})"),
+                    None,
+                    Some(r.duration),
+                ),
                 None => (
                     false,
                     false,
@@ -426,7 +546,13 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
                     Some(r.duration),
                 ),
             },
-            (Ok(f), false, None) => (false, false, format!("connect failed {f} (probe thread died)"), None, None),
+            (Ok(f), false, None) => (
+                false,
+                false,
+                format!("connect failed {f} (probe thread died)"),
+                None,
+                None,
+            ),
         };
         if !ok {
             any_failed = true;
@@ -498,7 +624,11 @@ fn raw_password(bytes: &[u8]) -> Option<Secret> {
 
 fn production_guard(cfg: &CtpConfig) -> (bool, String) {
     let v = &cfg.values;
-    let env_raw = cfg.get("environment").unwrap_or("").trim().to_ascii_lowercase();
+    let env_raw = cfg
+        .get("environment")
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let prod_mode = v.is_production_mode.unwrap_or(false);
     let trading_pair = match (&v.trader_front, &v.market_front) {
         (Some(t), Some(m)) => {
@@ -689,10 +819,15 @@ fn existing_ancestor(p: &Path) -> PathBuf {
 fn writable(p: &Path) -> (bool, String) {
     let base = existing_ancestor(p);
     if !base.is_dir() {
-        return (false, format!("{}: {} is not a folder", p.display(), base.display()));
+        return (
+            false,
+            format!("{}: {} is not a folder", p.display(), base.display()),
+        );
     }
-    match nix::unistd::access(&base, nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK)
-    {
+    match nix::unistd::access(
+        &base,
+        nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+    ) {
         Ok(()) if base == p => (true, format!("{} writable", p.display())),
         Ok(()) => (
             true,
@@ -702,7 +837,10 @@ fn writable(p: &Path) -> (bool, String) {
                 base.display()
             ),
         ),
-        Err(e) => (false, format!("{}: {} not writable ({e})", p.display(), base.display())),
+        Err(e) => (
+            false,
+            format!("{}: {} not writable ({e})", p.display(), base.display()),
+        ),
     }
 }
 
@@ -766,7 +904,9 @@ fn clock_sync(max_offset_ms: u64) -> (bool, bool, String) {
                     return (
                         ok,
                         false,
-                        format!("chrony: leap status {leap}, offset {ms:.3} ms (max {max_offset_ms} ms)"),
+                        format!(
+                            "chrony: leap status {leap}, offset {ms:.3} ms (max {max_offset_ms} ms)"
+                        ),
                     );
                 }
                 reasons.push("chronyc: unexpected output".to_string());
@@ -788,7 +928,11 @@ fn clock_sync(max_offset_ms: u64) -> (bool, bool, String) {
         match quick("timedatectl", &["show", "-p", "NTPSynchronized", "--value"]) {
             Some((true, out)) => {
                 let v = out.trim();
-                return (v == "yes", false, format!("timedatectl: NTPSynchronized={v}"));
+                return (
+                    v == "yes",
+                    false,
+                    format!("timedatectl: NTPSynchronized={v}"),
+                );
             }
             Some((false, out)) => reasons.push(format!(
                 "timedatectl: {}",

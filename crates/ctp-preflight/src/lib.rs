@@ -33,7 +33,10 @@ pub struct Cli {
     #[arg(long, default_value = "configs/sim/ctp_trading_hours.yaml")]
     pub config: PathBuf,
     /// Folder with the CTP API files (ThostFtdcTraderApi.h, the two .so files, error.xml).
-    #[arg(long, default_value = "ctp_api/v6.7.11_20250617_api_traderapi_se_linux64")]
+    #[arg(
+        long,
+        default_value = "ctp_api/v6.7.11_20250617_api_traderapi_se_linux64"
+    )]
     pub ctp_lib_dir: PathBuf,
     /// TCP connect timeout per front, in ms (clamped to >= 100).
     #[arg(long, default_value_t = 1500)]

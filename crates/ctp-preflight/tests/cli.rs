@@ -1,5 +1,6 @@
 //! ctp-preflight: every check passing and failing on re-created profiles, the simulator as the
 //! front, the secret-leak guard, ignore rules, output formats and exit codes.
+#![allow(clippy::unwrap_used, reason = "test helpers panic on setup failures")]
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -98,12 +99,10 @@ fn against_the_simulator_pass_then_one_front_down() {
     ] {
         assert!(line(&r, name).starts_with("[PASS]"), "{}", r.stdout);
     }
-    assert!(
-        line(&r, "tcp_connect_trader_front").starts_with(&format!(
-            "[PASS] tcp_connect_trader_front: connected 127.0.0.1:{} (",
-            sim.trader_port
-        ))
-    );
+    assert!(line(&r, "tcp_connect_trader_front").starts_with(&format!(
+        "[PASS] tcp_connect_trader_front: connected 127.0.0.1:{} (",
+        sim.trader_port
+    )));
     assert!(line(&r, "ctp_lib_files").starts_with("[WARN] ctp_lib_files: missing under"));
     assert!(!r.stdout.contains("service_window_hint"));
     // The trading-session state is informational: present, never FAIL.
@@ -123,7 +122,11 @@ fn against_the_simulator_pass_then_one_front_down() {
     assert!(line(&r, "tcp_connect_market_front").starts_with("[PASS]"));
 
     // --skip-network-check skips exactly the network checks.
-    let r = preflight(dir.path(), &["--config", &cfg, "--skip-network-check"], Some("pw"));
+    let r = preflight(
+        dir.path(),
+        &["--config", &cfg, "--skip-network-check"],
+        Some("pw"),
+    );
     r.code(0).stderr_is("").stdout_has("overall: PASS\n");
     let skipped: Vec<&str> = r
         .stdout
@@ -134,12 +137,16 @@ fn against_the_simulator_pass_then_one_front_down() {
         .collect();
     assert_eq!(
         skipped,
-        ["dns_resolve", "tcp_connect_market_front", "tcp_connect_trader_front"]
+        [
+            "dns_resolve",
+            "tcp_connect_market_front",
+            "tcp_connect_trader_front"
+        ]
     );
-    assert!(line(&r, "tcp_connect_trader_front").ends_with(&format!(
-        "skipped 127.0.0.1:{}",
-        sim.trader_port
-    )));
+    assert!(
+        line(&r, "tcp_connect_trader_front")
+            .ends_with(&format!("skipped 127.0.0.1:{}", sim.trader_port))
+    );
     assert!(line(&r, "password_source").starts_with("[PASS]"));
     sim.stop();
 }
@@ -156,7 +163,15 @@ fn json_and_jsonl_shapes() {
     assert_eq!(v["exit"], 0);
     let items = v["items"].as_array().unwrap();
     for it in items {
-        for k in ["name", "ok", "skipped", "detail", "id", "severity", "duration_ms"] {
+        for k in [
+            "name",
+            "ok",
+            "skipped",
+            "detail",
+            "id",
+            "severity",
+            "duration_ms",
+        ] {
             assert!(it.get(k).is_some(), "{k} missing in {it}");
         }
     }
@@ -167,7 +182,11 @@ fn json_and_jsonl_shapes() {
     assert_eq!(trader["id"], "TcpConnectTraderFront");
     assert_eq!(trader["severity"], "error");
     assert!(trader["connect_ms"].as_f64().unwrap() >= 0.0);
-    let r = preflight(dir.path(), &["--config", &cfg, "--format", "jsonl"], Some("pw"));
+    let r = preflight(
+        dir.path(),
+        &["--config", &cfg, "--format", "jsonl"],
+        Some("pw"),
+    );
     r.code(0).stderr_is("");
     let recs: Vec<Value> = r
         .stdout
@@ -175,8 +194,11 @@ fn json_and_jsonl_shapes() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(recs.len(), items.len() + 1);
-    assert!(recs[..items.len()].iter().all(|r| r["kind"] == "preflight.check"
-        && r["ts_ns"].as_i64().unwrap() > 0));
+    assert!(
+        recs[..items.len()]
+            .iter()
+            .all(|r| r["kind"] == "preflight.check" && r["ts_ns"].as_i64().unwrap() > 0)
+    );
     let verdict = recs.last().unwrap();
     assert_eq!(verdict["kind"], "preflight.verdict");
     assert_eq!(verdict["exit"], 0);
@@ -214,20 +236,42 @@ fn production_plaintext_is_exit_1_and_ignore_rules() {
     let p = copy(dir.path(), "prod_plaintext.yaml", 0o600);
     let cfg = p.to_str().unwrap();
     let r = preflight(dir.path(), &["--config", cfg, "--skip-network-check"], None);
-    r.code(1).stderr_is("").never_has(SECRET).stdout_has("overall: FAIL\n");
+    r.code(1)
+        .stderr_is("")
+        .never_has(SECRET)
+        .stdout_has("overall: FAIL\n");
     let l = line(&r, "password_plaintext");
-    assert!(l.starts_with("[FAIL]") && l.contains("production environment"), "{l}");
+    assert!(
+        l.starts_with("[FAIL]") && l.contains("production environment"),
+        "{l}"
+    );
     // Named ignore: the error becomes a warning.
     let r = preflight(
         dir.path(),
-        &["--config", cfg, "--skip-network-check", "--ignore-preflight-errors", "PasswordPlaintext"],
+        &[
+            "--config",
+            cfg,
+            "--skip-network-check",
+            "--ignore-preflight-errors",
+            "PasswordPlaintext",
+        ],
         None,
     );
-    r.code(0).stderr_is("").never_has(SECRET).stdout_has("overall: PASS\n");
+    r.code(0)
+        .stderr_is("")
+        .never_has(SECRET)
+        .stdout_has("overall: PASS\n");
     assert!(line(&r, "password_plaintext").starts_with("[WARN]"));
     let r = preflight(
         dir.path(),
-        &["--config", cfg, "--skip-network-check", "--json", "--ignore-preflight-errors", "password_plaintext"],
+        &[
+            "--config",
+            cfg,
+            "--skip-network-check",
+            "--json",
+            "--ignore-preflight-errors",
+            "password_plaintext",
+        ],
         None,
     );
     r.code(0).never_has(SECRET);
@@ -238,21 +282,37 @@ fn production_plaintext_is_exit_1_and_ignore_rules() {
         .iter()
         .find(|i| i["id"] == "PasswordPlaintext")
         .unwrap();
-    assert_eq!((it["ok"].as_bool(), it["ignored"].as_bool()), (Some(false), Some(true)));
+    assert_eq!(
+        (it["ok"].as_bool(), it["ignored"].as_bool()),
+        (Some(false), Some(true))
+    );
     // `all` is refused for production.
     let r = preflight(
         dir.path(),
-        &["--config", cfg, "--skip-network-check", "--ignore-preflight-errors", "all"],
+        &[
+            "--config",
+            cfg,
+            "--skip-network-check",
+            "--ignore-preflight-errors",
+            "all",
+        ],
         None,
     );
-    r.code(2).stdout_is("").stderr_has("refused for a production environment").never_has(SECRET);
+    r.code(2)
+        .stdout_is("")
+        .stderr_has("refused for a production environment")
+        .never_has(SECRET);
 }
 
 #[test]
 fn ignore_all_in_sim_and_unknown_ids() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = fixture("trading_hours.yaml");
-    let r = preflight(dir.path(), &["--config", &cfg, "--skip-network-check"], None);
+    let r = preflight(
+        dir.path(),
+        &["--config", &cfg, "--skip-network-check"],
+        None,
+    );
     r.code(1).stderr_is("");
     assert_eq!(
         line(&r, "password_source"),
@@ -260,17 +320,30 @@ fn ignore_all_in_sim_and_unknown_ids() {
     );
     let r = preflight(
         dir.path(),
-        &["--config", &cfg, "--skip-network-check", "--ignore-preflight-errors", "all"],
+        &[
+            "--config",
+            &cfg,
+            "--skip-network-check",
+            "--ignore-preflight-errors",
+            "all",
+        ],
         None,
     );
     r.code(0).stderr_is("");
     assert!(line(&r, "password_source").starts_with("[WARN]"));
     let r = preflight(
         dir.path(),
-        &["--config", &cfg, "--ignore-preflight-errors", "PasswordSource,NoSuchCheck"],
+        &[
+            "--config",
+            &cfg,
+            "--ignore-preflight-errors",
+            "PasswordSource,NoSuchCheck",
+        ],
         None,
     );
-    r.code(2).stdout_is("").stderr_has("unknown check \"NoSuchCheck\"");
+    r.code(2)
+        .stdout_is("")
+        .stderr_has("unknown check \"NoSuchCheck\"");
 }
 
 #[test]
@@ -278,7 +351,11 @@ fn production_mode_guard_and_required_fields() {
     let dir = tempfile::tempdir().unwrap();
     let r = preflight(
         dir.path(),
-        &["--config", &fixture("trading_hours_bad_mode.yaml"), "--skip-network-check"],
+        &[
+            "--config",
+            &fixture("trading_hours_bad_mode.yaml"),
+            "--skip-network-check",
+        ],
         Some("pw"),
     );
     r.code(1).stderr_is("");
@@ -288,11 +365,18 @@ fn production_mode_guard_and_required_fields() {
     );
     let r = preflight(
         dir.path(),
-        &["--config", &fixture("missing_fields.yaml"), "--skip-network-check"],
+        &[
+            "--config",
+            &fixture("missing_fields.yaml"),
+            "--skip-network-check",
+        ],
         Some("pw"),
     );
     r.code(1).stderr_is("");
-    assert_eq!(line(&r, "required_fields"), "[FAIL] required_fields: missing: broker_id,app_id");
+    assert_eq!(
+        line(&r, "required_fields"),
+        "[FAIL] required_fields: missing: broker_id,app_id"
+    );
     // dev profile: no enable_terminal_auth line (defaults to true), coherent sim mode.
     let r = preflight(
         dir.path(),
@@ -304,7 +388,11 @@ fn production_mode_guard_and_required_fields() {
     // The prod template's placeholders are not fronts.
     let r = preflight(
         dir.path(),
-        &["--config", &fixture("prod_template.yaml"), "--skip-network-check"],
+        &[
+            "--config",
+            &fixture("prod_template.yaml"),
+            "--skip-network-check",
+        ],
         Some("pw"),
     );
     r.code(1).stderr_is("");
@@ -317,7 +405,11 @@ fn knob_ranges_bools_and_misspellings() {
     let dir = tempfile::tempdir().unwrap();
     let r = preflight(
         dir.path(),
-        &["--config", &fixture("bad_knobs.yaml"), "--skip-network-check"],
+        &[
+            "--config",
+            &fixture("bad_knobs.yaml"),
+            "--skip-network-check",
+        ],
         Some("pw"),
     );
     r.code(1).stderr_is("");
@@ -333,14 +425,23 @@ fn knob_ranges_bools_and_misspellings() {
     assert!(l.contains("line "), "{l}");
     let r = preflight(
         dir.path(),
-        &["--config", &fixture("misspelt.yaml"), "--skip-network-check"],
+        &[
+            "--config",
+            &fixture("misspelt.yaml"),
+            "--skip-network-check",
+        ],
         Some("pw"),
     );
     r.code(1).stderr_is("");
     assert!(line(&r, "config_keys").starts_with("[WARN] config_keys: line "));
-    assert!(line(&r, "config_keys").contains("trader_frnt: unknown key; did you mean `trader_front`?"));
+    assert!(
+        line(&r, "config_keys").contains("trader_frnt: unknown key; did you mean `trader_front`?")
+    );
     // md_front is accepted as the alias of market_front; trader_front is missing.
-    assert_eq!(line(&r, "required_fields"), "[FAIL] required_fields: missing: trader_front");
+    assert_eq!(
+        line(&r, "required_fields"),
+        "[FAIL] required_fields: missing: trader_front"
+    );
 }
 
 #[test]
@@ -350,8 +451,14 @@ fn unreadable_config_is_exit_2() {
     r.code(2)
         .stdout_is("[FAIL] config_exists: missing nope.yaml\noverall: FAIL\n")
         .stderr_has("ctp-preflight: error: cannot read the config nope.yaml");
-    let r = preflight(dir.path(), &["--config", &fixture("bad_yaml.yaml")], Some("pw"));
-    r.code(2).never_has(SECRET).stderr_has("cannot parse the config");
+    let r = preflight(
+        dir.path(),
+        &["--config", &fixture("bad_yaml.yaml")],
+        Some("pw"),
+    );
+    r.code(2)
+        .never_has(SECRET)
+        .stderr_has("cannot parse the config");
     assert!(line(&r, "config_parse").starts_with("[FAIL] config_parse: "));
     assert!(line(&r, "config_parse").contains("bad_yaml.yaml:"));
 }
@@ -364,7 +471,10 @@ fn usage_errors() {
     let r = preflight(dir.path(), &["--json", "--format", "text"], None);
     r.code(2).stdout_is("").stderr_has("cannot be used with");
     let r = test_support::run(BIN, &["--help"], None, None);
-    r.code(0).stdout_has("EXIT STATUS").stdout_has("--ignore-preflight-errors").stderr_is("");
+    r.code(0)
+        .stdout_has("EXIT STATUS")
+        .stdout_has("--ignore-preflight-errors")
+        .stderr_is("");
 }
 
 /// A minimal ELF header: 64-bit little-endian for x86_64/aarch64, with `e_type` and `e_machine`.
@@ -385,7 +495,10 @@ fn ctp_lib_files_elf_checks() {
         "x86_64" => (62, 183),
         "aarch64" => (183, 62),
         arch => {
-            test_support::skip("ctp_lib_files_elf_checks", &format!("no fixture header for {arch}"));
+            test_support::skip(
+                "ctp_lib_files_elf_checks",
+                &format!("no fixture header for {arch}"),
+            );
             return;
         }
     };
@@ -412,7 +525,11 @@ fn ctp_lib_files_elf_checks() {
     };
     let r = run(&args(&lib));
     r.code(0).stderr_is("");
-    assert!(line(&r, "ctp_lib_files").starts_with("[PASS]"), "{}", r.stdout);
+    assert!(
+        line(&r, "ctp_lib_files").starts_with("[PASS]"),
+        "{}",
+        r.stdout
+    );
     // Wrong architecture, not a shared object, a placeholder: errors with enable_real_api true.
     std::fs::write(lib.join("thosttraderapi_se.so"), elf(3, other)).unwrap();
     let r = run(&args(&lib));
@@ -451,7 +568,13 @@ fn flow_path_and_disk_free_failures() {
     assert!(line(&r, "disk_free").starts_with("[PASS]"));
     let r = preflight(
         dir.path(),
-        &["--config", &fixture("trading_hours.yaml"), "--skip-network-check", "--min-free-mb", "999999999999"],
+        &[
+            "--config",
+            &fixture("trading_hours.yaml"),
+            "--skip-network-check",
+            "--min-free-mb",
+            "999999999999",
+        ],
         Some("pw"),
     );
     r.code(1).stderr_is("");

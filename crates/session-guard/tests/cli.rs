@@ -1,4 +1,5 @@
 //! session-guard on the 2026 calendar: sessions, breaks, nights, weekends, holidays, bad input.
+#![allow(clippy::unwrap_used, reason = "test helpers panic on setup failures")]
 
 use test_support::{Run, run};
 
@@ -54,10 +55,15 @@ fn night_session_across_midnight() {
         .stderr_is("")
         .stdout_is("blocked: 2026-03-11T00:30:00+08:00 is inside the night session 2026-03-10 21:00-02:30 +08:00 (trading day 2026-03-11)\nnext allowed window: 2026-03-11T02:45:00+08:00 .. 2026-03-11T08:45:00+08:00\n");
     // Only the products that stop at 23:00: 00:30 is free.
-    guard(&["--at", "2026-03-11T00:30:00+08:00", "--night-group", "until_2300"])
-        .code(0)
-        .stderr_is("")
-        .stdout_has("allowed window: 2026-03-11T00:30:00+08:00 .. 2026-03-11T08:45:00+08:00\n");
+    guard(&[
+        "--at",
+        "2026-03-11T00:30:00+08:00",
+        "--night-group",
+        "until_2300",
+    ])
+    .code(0)
+    .stderr_is("")
+    .stdout_has("allowed window: 2026-03-11T00:30:00+08:00 .. 2026-03-11T08:45:00+08:00\n");
 }
 
 #[test]
@@ -128,10 +134,15 @@ fn bad_input_is_exit_2() {
         .code(2)
         .stdout_is("")
         .stderr_has("the calendar covers 2026-01-01 to 2026-12-31; 2027-01-05 is outside it");
-    guard(&["--at", "2026-03-10T10:00:00+08:00", "--calendar", &fixture("bad_session.yaml")])
-        .code(2)
-        .stdout_is("")
-        .stderr_has("bad_session.yaml:28: day_sessions.end: expected a time after the start");
+    guard(&[
+        "--at",
+        "2026-03-10T10:00:00+08:00",
+        "--calendar",
+        &fixture("bad_session.yaml"),
+    ])
+    .code(2)
+    .stdout_is("")
+    .stderr_has("bad_session.yaml:28: day_sessions.end: expected a time after the start");
     guard(&["--calendar", "/nonexistent/cal.yaml"])
         .code(2)
         .stdout_is("")
@@ -141,5 +152,8 @@ fn bad_input_is_exit_2() {
         .stdout_is("")
         .stderr_has("unknown night-session group \"nope\"");
     guard(&["--margin-minutes", "-3"]).code(2).stdout_is("");
-    guard(&["--help"]).code(0).stdout_has("session-guard && make wal-drill").stderr_is("");
+    guard(&["--help"])
+        .code(0)
+        .stdout_has("session-guard && make wal-drill")
+        .stderr_is("");
 }

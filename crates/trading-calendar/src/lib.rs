@@ -213,8 +213,8 @@ impl Calendar {
 
     /// Load a calendar file.
     pub fn load(path: &Path) -> Result<Calendar> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| EvidenceError::io("cannot read", path, e))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| EvidenceError::io("cannot read", path, e))?;
         Calendar::parse(&text, &path.display().to_string())
     }
 
@@ -232,18 +232,24 @@ impl Calendar {
         };
         let offset = parse_offset(&f.utc_offset)
             .ok_or_else(|| bad("utc_offset", "+HH:MM", &f.utc_offset))?;
-        let date = |field: &str, s: &str| {
-            parse_date(s).ok_or_else(|| bad(field, "a date YYYY-MM-DD", s))
-        };
+        let date =
+            |field: &str, s: &str| parse_date(s).ok_or_else(|| bad(field, "a date YYYY-MM-DD", s));
         let valid_from = date("valid_from", &f.valid_from)?;
         let valid_to = date("valid_to", &f.valid_to)?;
         if valid_to < valid_from {
-            return Err(bad("valid_to", "a date on or after valid_from", &f.valid_to));
+            return Err(bad(
+                "valid_to",
+                "a date on or after valid_from",
+                &f.valid_to,
+            ));
         }
         let hhmm = |field: &str, s: &str| parse_hhmm(s).ok_or_else(|| bad(field, "HH:MM", s));
         let mut day = Vec::new();
         for r in &f.day_sessions {
-            let (a, b) = (hhmm("day_sessions.start", &r.start)?, hhmm("day_sessions.end", &r.end)?);
+            let (a, b) = (
+                hhmm("day_sessions.start", &r.start)?,
+                hhmm("day_sessions.end", &r.end)?,
+            );
             if b <= a {
                 return Err(bad("day_sessions.end", "a time after the start", &r.end));
             }
@@ -404,7 +410,8 @@ impl Calendar {
     /// True for a Monday–Friday date that is not a holiday.
     #[must_use]
     pub fn is_trading_day(&self, d: Date) -> bool {
-        !matches!(d.weekday(), Weekday::Saturday | Weekday::Sunday) && !self.holidays.contains_key(&d)
+        !matches!(d.weekday(), Weekday::Saturday | Weekday::Sunday)
+            && !self.holidays.contains_key(&d)
     }
 
     /// The holiday name of a date, if listed.
@@ -581,7 +588,10 @@ impl Calendar {
         let dt = OffsetDateTime::from_unix_timestamp(ns.div_euclid(NS))
             .unwrap_or(OffsetDateTime::UNIX_EPOCH)
             .to_offset(self.offset);
-        let (h, m) = (self.offset.whole_hours(), self.offset.minutes_past_hour().abs());
+        let (h, m) = (
+            self.offset.whole_hours(),
+            self.offset.minutes_past_hour().abs(),
+        );
         format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}{:02}:{:02}",
             dt.year(),
@@ -621,7 +631,8 @@ impl Calendar {
 /// Parse an RFC 3339 instant with any offset (`2026-02-13T21:30:00+08:00`, `...Z`) to epoch ns.
 #[must_use]
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let dt = OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339).ok()?;
+    let dt =
+        OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339).ok()?;
     i64::try_from(dt.unix_timestamp_nanos()).ok()
 }
 
@@ -697,15 +708,21 @@ mod tests {
             .session_at(t("2026-03-10T10:00:00+08:00"), &NightSelect::Latest)
             .unwrap();
         assert_eq!(s.unwrap().kind, SessionKind::Day);
-        assert!(c
-            .session_at(t("2026-03-10T12:00:00+08:00"), &NightSelect::Latest)
-            .unwrap()
-            .is_none());
+        assert!(
+            c.session_at(t("2026-03-10T12:00:00+08:00"), &NightSelect::Latest)
+                .unwrap()
+                .is_none()
+        );
         // 10:15-10:30 break is within a 15-minute margin of a session.
-        assert!(c
-            .session_near(t("2026-03-10T10:20:00+08:00"), 15 * 60 * NS, &NightSelect::Latest)
+        assert!(
+            c.session_near(
+                t("2026-03-10T10:20:00+08:00"),
+                15 * 60 * NS,
+                &NightSelect::Latest
+            )
             .unwrap()
-            .is_some());
+            .is_some()
+        );
     }
 
     #[test]
@@ -715,14 +732,22 @@ mod tests {
         let s = c.session_at(at, &NightSelect::Latest).unwrap().unwrap();
         assert_eq!(s.kind, SessionKind::Night);
         assert_eq!(s.trading_day, parse_date("2026-03-16").unwrap());
-        assert_eq!(c.trading_day(at).unwrap(), parse_date("2026-03-16").unwrap());
+        assert_eq!(
+            c.trading_day(at).unwrap(),
+            parse_date("2026-03-16").unwrap()
+        );
         // Saturday 01:30 still in Friday's night session (until 02:30).
-        assert!(c
-            .session_at(t("2026-03-14T01:30:00+08:00"), &NightSelect::Latest)
-            .unwrap()
-            .is_some());
+        assert!(
+            c.session_at(t("2026-03-14T01:30:00+08:00"), &NightSelect::Latest)
+                .unwrap()
+                .is_some()
+        );
         let g = NightSelect::Group("until_2300".into());
-        assert!(c.session_at(t("2026-03-14T01:30:00+08:00"), &g).unwrap().is_none());
+        assert!(
+            c.session_at(t("2026-03-14T01:30:00+08:00"), &g)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -730,13 +755,18 @@ mod tests {
         let c = cal();
         // 2026-09-30 (Wed) is the last trading day before National Day.
         assert!(!c.has_night(parse_date("2026-09-30").unwrap()));
-        assert!(c
-            .session_at(t("2026-09-30T22:00:00+08:00"), &NightSelect::Latest)
-            .unwrap()
-            .is_none());
+        assert!(
+            c.session_at(t("2026-09-30T22:00:00+08:00"), &NightSelect::Latest)
+                .unwrap()
+                .is_none()
+        );
         // Next window from the eve's afternoon close lasts until the first session after it.
         let w = c
-            .next_free_window(t("2026-09-30T16:00:00+08:00"), 15 * 60 * NS, &NightSelect::Latest)
+            .next_free_window(
+                t("2026-09-30T16:00:00+08:00"),
+                15 * 60 * NS,
+                &NightSelect::Latest,
+            )
             .unwrap();
         assert_eq!(w.start_ns, t("2026-09-30T16:00:00+08:00"));
         assert_eq!(w.end_ns, Some(t("2026-10-08T08:45:00+08:00")));
@@ -746,7 +776,11 @@ mod tests {
     fn next_window_after_night() {
         let c = cal();
         let w = c
-            .next_free_window(t("2026-03-10T22:00:00+08:00"), 15 * 60 * NS, &NightSelect::Latest)
+            .next_free_window(
+                t("2026-03-10T22:00:00+08:00"),
+                15 * 60 * NS,
+                &NightSelect::Latest,
+            )
             .unwrap();
         assert_eq!(w.start_ns, t("2026-03-11T02:45:00+08:00"));
         assert_eq!(w.end_ns, Some(t("2026-03-11T08:45:00+08:00")));
