@@ -249,8 +249,9 @@ pub enum PasswordSource {
     },
 }
 
-/// The parsed CTP config: raw scalar values (as text) by key, plus typed accessors.
-#[derive(Debug, Clone)]
+/// The parsed CTP config: raw scalar values (as text) by key, plus typed accessors. Its `Debug`
+/// masks the secret keys (`password`, `auth_code`).
+#[derive(Clone)]
 pub struct CtpConfig {
     /// The file it came from.
     pub path: PathBuf,
@@ -262,6 +263,33 @@ pub struct CtpConfig {
     pub problems: Vec<Problem>,
     /// Typed values.
     pub values: Values,
+}
+
+/// Keys whose values are secrets: never formatted.
+pub const SECRET_KEYS: &[&str] = &["password", "auth_code"];
+
+impl fmt::Debug for CtpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let raw: BTreeMap<&str, &str> = self
+            .raw
+            .iter()
+            .map(|(k, (v, _))| {
+                let shown = if SECRET_KEYS.contains(&k.as_str()) {
+                    "***"
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("CtpConfig")
+            .field("path", &self.path)
+            .field("raw", &raw)
+            .field("warnings", &self.warnings)
+            .field("problems", &self.problems)
+            .field("values", &self.values)
+            .finish()
+    }
 }
 
 /// Typed values with the C++ loader's defaults.
@@ -824,6 +852,13 @@ mod tests {
         let s = Secret::new("hunter22");
         assert_eq!(format!("{s} {s:?}"), "*** Secret(***)");
         assert_eq!(s.scrub("x hunter22 y"), "x *** y");
+        let c = cfg("ctp:\n  password: hunter22\n  auth_code: code-xyz\n  user_id: u\n");
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains("hunter22") && !dbg.contains("code-xyz"),
+            "{dbg}"
+        );
+        assert!(dbg.contains("user_id"));
     }
 
     #[test]

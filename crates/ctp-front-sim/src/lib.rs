@@ -733,14 +733,18 @@ fn control(sh: &Shared, line: &str) -> Value {
             status(sh)
         }
         "status" => status(sh),
-        "stop" => {
-            sh.stop("control");
-            json!({"ok": true, "stopping": true})
-        }
+        // The caller requests the stop after the reply is written (see `is_stop`).
+        "stop" => json!({"ok": true, "stopping": true}),
         other => {
             json!({"ok": false, "error": format!("unknown cmd {other:?} (down, up, refuse_logins, auth_fail, login_latency, session_window, status, stop)")})
         }
     }
+}
+
+fn is_stop(line: &str) -> bool {
+    serde_json::from_str::<Value>(line)
+        .ok()
+        .is_some_and(|v| v.get("cmd").and_then(Value::as_str) == Some("stop"))
 }
 
 fn control_loop(sh: &Arc<Shared>, l: &UnixListener) {
@@ -763,7 +767,11 @@ fn control_conn(sh: &Shared, s: UnixStream) {
         }
         let mut reply = control(sh, &line).to_string();
         reply.push('\n');
-        if w.write_all(reply.as_bytes()).is_err() {
+        let written = w.write_all(reply.as_bytes()).and_then(|()| w.flush());
+        if is_stop(&line) {
+            sh.stop("control");
+        }
+        if written.is_err() {
             return;
         }
     }
@@ -867,7 +875,12 @@ impl SimHandle {
     /// and return the reply.
     #[must_use]
     pub fn control(&self, cmd: &Value) -> Value {
-        control(&self.sh, &cmd.to_string())
+        let line = cmd.to_string();
+        let reply = control(&self.sh, &line);
+        if is_stop(&line) {
+            self.sh.stop("control");
+        }
+        reply
     }
 
     /// Take fronts down (`None` = both), as SIGUSR1 does.

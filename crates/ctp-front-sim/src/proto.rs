@@ -173,6 +173,28 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+impl Credentials {
+    /// Credentials from a CTP config and a resolved password (see
+    /// `ctp_config::CtpConfig::password_source`). The auth step is sent when the config enables
+    /// terminal auth and has both `app_id` and `auth_code`.
+    #[must_use]
+    pub fn from_config(cfg: &ctp_config::CtpConfig, password: &ctp_config::Secret) -> Credentials {
+        let v = &cfg.values;
+        let auth = v.enable_terminal_auth;
+        Credentials {
+            broker_id: v.broker_id.clone().unwrap_or_default(),
+            user_id: v.user_id.clone().unwrap_or_default(),
+            app_id: v.app_id.clone().filter(|_| auth),
+            auth_code: v
+                .auth_code
+                .as_ref()
+                .filter(|_| auth)
+                .map(|s| s.expose().to_string()),
+            password: password.expose().to_string(),
+        }
+    }
+}
+
 /// A successful login.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginOk {

@@ -66,10 +66,12 @@ impl Sim {
     }
 
     fn events(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.events)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
+        let text = std::fs::read_to_string(&self.events).unwrap_or_default();
+        text.lines()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("bad event line {l:?} ({e}) in {text:?}"))
+            })
             .collect()
     }
 
@@ -328,5 +330,34 @@ fn ports_file_written(dir: &Path) {
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&pf).unwrap()).unwrap();
     assert_eq!(v["trader_port"].as_u64(), Some(u64::from(sim.trader)));
     assert_eq!(v["market_port"].as_u64(), Some(u64::from(sim.market)));
+    sim.stop();
+}
+
+#[test]
+fn credentials_from_a_ctp_config() {
+    let sim = Sim::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "ctp:\n  broker_id: \"9999\"\n  user_id: u1\n  app_id: simnow_client_test\n  auth_code: \"0000000000000000\"\n  trader_front: tcp://127.0.0.1:{}\n",
+            sim.trader
+        ),
+    )
+    .unwrap();
+    let c = ctp_config::CtpConfig::load(&cfg).unwrap();
+    let pw = ctp_config::Secret::new("pw");
+    let creds = Credentials::from_config(&c, &pw);
+    assert_eq!(creds.app_id.as_deref(), Some("simnow_client_test"));
+    let front = c.values.trader_front.as_ref().unwrap().to_string();
+    let (_c, ok) = proto::connect_and_login(&front, &creds, T).unwrap();
+    assert_eq!(ok.front, "trader");
+    // The auth step was sent (terminal auth defaults to on).
+    assert!(
+        sim.events()
+            .iter()
+            .any(|e| e["kind"] == "sim.auth" && e["accepted"] == true)
+    );
     sim.stop();
 }
