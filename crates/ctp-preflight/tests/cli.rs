@@ -580,3 +580,61 @@ fn flow_path_and_disk_free_failures() {
     r.code(1).stderr_is("");
     assert!(line(&r, "disk_free").starts_with("[FAIL]"));
 }
+
+#[test]
+fn service_window_hint_on_timeouts() {
+    // A listener that never accepts, its accept queue filled: further SYNs are dropped, so a
+    // connect times out, as a SimNow trading-hours front does out of session.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let mut held = Vec::new();
+    let filled = loop {
+        match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(300)) {
+            Ok(s) => held.push(s),
+            Err(_) => break true,
+        }
+        if held.len() > 5000 {
+            break false;
+        }
+    };
+    if !filled {
+        test_support::skip(
+            "service_window_hint_on_timeouts",
+            "the accept queue never filled",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixture("local_template.yaml"))
+        .unwrap()
+        .replace(
+            "profile: local_front_sim",
+            "profile: simnow_trading_hours_local",
+        )
+        .replace("__TRADER_PORT__", &addr.port().to_string())
+        .replace("__MARKET_PORT__", &addr.port().to_string())
+        .replace("__FLOW__", dir.path().join("flow").to_str().unwrap());
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(&cfg, text).unwrap();
+    let r = preflight(
+        dir.path(),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--connect-timeout-ms",
+            "100",
+        ],
+        Some("pw"),
+    );
+    r.code(1).stderr_is("");
+    assert!(
+        line(&r, "tcp_connect_trader_front").ends_with("(timed out)"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        line(&r, "service_window_hint"),
+        "[SKIP] service_window_hint: tcp timeout may indicate out-of-session hours; retry in trading window, switch to 7x24 profile, or use --skip-network-check for static checks"
+    );
+    drop(held);
+}
