@@ -16,7 +16,8 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use evidence_core::cli::{self, EXIT_STATUS_HELP};
-use evidence_core::time::{format_utc, now_ns};
+use evidence_core::provenance::Provenance;
+use evidence_core::time::now_ns;
 use evidence_core::{EvidenceError, Exit, Result};
 use serde::Serialize;
 
@@ -69,6 +70,9 @@ pub struct Cli {
     /// Margin around sessions for the trading-session hint, in minutes.
     #[arg(long, default_value_t = 15)]
     pub session_margin_minutes: u32,
+    /// Operator recorded in the JSON report's provenance (default: $USER).
+    #[arg(long)]
+    pub operator: Option<String>,
     /// Write the report to this file (atomically) instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub output_file: Option<PathBuf>,
@@ -149,12 +153,7 @@ struct JsonReport<'a> {
     items: &'a [Item],
     exit: u8,
     config: String,
-    tool: &'static str,
-    version: &'static str,
-    host: String,
-    started_utc: String,
-    finished_utc: String,
-    config_sha256: String,
+    provenance: Provenance,
 }
 
 /// Run the preflight.
@@ -165,11 +164,17 @@ pub fn run(cli: Cli) -> Result<Exit> {
         cli.format.unwrap_or(Format::Text)
     };
     let ignore = checks::parse_ignore(&cli.ignore_preflight_errors)?;
-    let started = now_ns();
+    let mut prov = Provenance::start(
+        "ctp-preflight",
+        env!("CARGO_PKG_VERSION"),
+        cli.operator.as_deref(),
+        false,
+    );
     let t0 = Instant::now();
     let outcome = checks::run_all(&cli, &ignore)?;
     let elapsed = t0.elapsed();
-    let finished = started + i64::try_from(elapsed.as_nanos()).unwrap_or(0);
+    prov.finish();
+    prov.config_sha256.clone_from(&outcome.config_sha256);
     let items = &outcome.items;
     let exit = outcome.exit;
     let ok = exit == Exit::Pass;
@@ -189,12 +194,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 items,
                 exit: exit.code(),
                 config,
-                tool: "ctp-preflight",
-                version: env!("CARGO_PKG_VERSION"),
-                host: evidence_core::provenance::hostname(),
-                started_utc: format_utc(started),
-                finished_utc: format_utc(finished),
-                config_sha256: outcome.config_sha256.clone(),
+                provenance: prov,
             };
             let mut s = serde_json::to_string_pretty(&r)
                 .map_err(|e| EvidenceError::failed(format!("cannot encode JSON: {e}")))?;

@@ -161,6 +161,9 @@ fn json_and_jsonl_shapes() {
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["ok"], true);
     assert_eq!(v["exit"], 0);
+    assert_eq!(v["provenance"]["tool"], "ctp-preflight");
+    assert_eq!(v["provenance"]["dry_run"], false);
+    assert_eq!(v["provenance"]["config_sha256"].as_str().unwrap().len(), 64);
     let items = v["items"].as_array().unwrap();
     for it in items {
         for k in [
