@@ -412,7 +412,11 @@ impl CtpConfig {
             let value = match v {
                 Value::Null => String::new(),
                 Value::Bool(b) => b.to_string(),
-                Value::Number(n) => n.to_string(),
+                // Keep a number as written (`1e3`, `0x1F`, `1.50`), so that integer fields
+                // reject what the original rejected and messages quote the file.
+                Value::Number(n) => line
+                    .and_then(|l| plain_scalar_text(text, l))
+                    .unwrap_or_else(|| n.to_string()),
                 Value::String(s) => s.clone(),
                 Value::Sequence(items) => {
                     // instruments: [a, b] is allowed as a list of scalars.
@@ -766,6 +770,18 @@ fn key_line(text: &str, key: &str) -> usize {
     0
 }
 
+/// The plain (unquoted) scalar text after `key:` on 1-based `line`, without a trailing comment.
+fn plain_scalar_text(text: &str, line: usize) -> Option<String> {
+    let l = text.lines().nth(line.checked_sub(1)?)?;
+    let (_, v) = l.split_once(':')?;
+    let v = match v.find(" #") {
+        Some(i) => &v[..i],
+        None => v,
+    };
+    let v = v.trim();
+    (!v.is_empty() && !v.starts_with(['"', '\'', '[', '{'])).then(|| v.to_string())
+}
+
 fn kind_name(v: &Value) -> String {
     match v {
         Value::Null => "null",
@@ -839,12 +855,15 @@ mod tests {
     #[test]
     fn knobs() {
         let c = cfg(
-            "ctp:\n  connect_timeout_ms: 0\n  reconnect_initial_backoff_ms: 9000\n  query_rate_limit_qps: 1_0\n",
+            "ctp:\n  connect_timeout_ms: 0\n  reconnect_initial_backoff_ms: 9000\n  query_rate_limit_qps: 1_0\n  reconnect_max_attempts: 1e3 # sci\n  user_id: 000001\n",
         );
+        assert_eq!(c.get("reconnect_max_attempts"), Some("1e3"));
+        assert_eq!(c.get("user_id"), Some("000001"));
         let keys: Vec<&str> = c.problems.iter().map(|p| p.key.as_str()).collect();
         assert!(keys.contains(&"connect_timeout_ms"));
         assert!(keys.contains(&"reconnect_initial_backoff_ms"));
         assert!(keys.contains(&"query_rate_limit_qps"));
+        assert!(keys.contains(&"reconnect_max_attempts"));
     }
 
     #[test]
