@@ -932,6 +932,8 @@ impl SimHandle {
         }
         sh.log.log("sim.stop", json!({"cause": why}));
         if let Some(p) = &self.control_socket {
+            // Wake the control thread's accept() so that it sees `stopping` and ends.
+            let _ = UnixStream::connect(p);
             let _ = std::fs::remove_file(p);
         }
     }
