@@ -21,7 +21,21 @@ fn fixture(name: &str) -> String {
 /// CTP_PROD_PASSWORD (unset when `None`). The runtime folder is the temp dir and the minimum free
 /// disk is 1 MiB so that the machine's disk does not decide the result.
 fn preflight(dir: &Path, args: &[&str], password: Option<&str>) -> Run {
+    preflight_path(dir, args, password, None)
+}
+
+/// [`preflight`] with `extra_path` put first on PATH (for a stand-in `chronyc`).
+fn preflight_path(
+    dir: &Path,
+    args: &[&str],
+    password: Option<&str>,
+    extra_path: Option<&Path>,
+) -> Run {
     let mut cmd = Command::new(BIN);
+    if let Some(p) = extra_path {
+        let path = std::env::var("PATH").unwrap_or_default();
+        cmd.env("PATH", format!("{}:{path}", p.display()));
+    }
     cmd.args(["--runtime-dir", dir.to_str().unwrap()]);
     if !args.contains(&"--min-free-mb") {
         cmd.args(["--min-free-mb", "1"]);
@@ -640,4 +654,45 @@ fn service_window_hint_on_timeouts() {
         "[SKIP] service_window_hint: tcp timeout may indicate out-of-session hours; retry in trading window, switch to 7x24 profile, or use --skip-network-check for static checks"
     );
     drop(held);
+}
+
+#[test]
+fn clock_sync_from_chrony_tracking() {
+    // A stand-in chronyc that prints captured `chronyc -n tracking` output: the parsing is what
+    // is tested here (real chrony is not running on the test machines; the check then skips).
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let cfg = fixture("trading_hours.yaml");
+    let mut got = Vec::new();
+    for (name, want) in [
+        (
+            "chronyc_tracking_synced.txt",
+            "[PASS] clock_sync: chrony: leap status Normal, offset 0.012 ms (max 100 ms)",
+        ),
+        (
+            "chronyc_tracking_offset.txt",
+            "[WARN] clock_sync: chrony: leap status Normal, offset 250.000 ms (max 100 ms)",
+        ),
+        (
+            "chronyc_tracking_unsynced.txt",
+            "[WARN] clock_sync: chrony: not synchronised",
+        ),
+    ] {
+        let script = bin.join("chronyc");
+        std::fs::write(&script, format!("#!/bin/sh\ncat '{}'\n", fixture(name))).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let r = preflight_path(
+            dir.path(),
+            &["--config", &cfg, "--skip-network-check"],
+            Some("pw"),
+            Some(&bin),
+        );
+        // A clock warning never fails the preflight.
+        r.code(0).stderr_is("");
+        got.push((line(&r, "clock_sync").to_string(), want));
+    }
+    for (l, want) in got {
+        assert_eq!(l, want);
+    }
 }
