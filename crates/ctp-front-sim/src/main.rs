@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    evidence_core::cli::main("ctp-front-sim", ctp_front_sim::run)
+}
