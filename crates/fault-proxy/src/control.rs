@@ -487,7 +487,14 @@ fn serve_conn(conn: UnixStream, proxy: &Proxy) {
         } else {
             match serde_json::from_str::<Request>(&text) {
                 Ok(req) => proxy.handle(&req),
-                Err(e) => Response::error("", format!("bad request: {e}")),
+                Err(e) => {
+                    // Name the op in the refusal when the line says which one it meant.
+                    let op = serde_json::from_str::<serde_json::Value>(&text)
+                        .ok()
+                        .and_then(|v| v.get("op").and_then(|o| o.as_str()).map(str::to_string))
+                        .unwrap_or_default();
+                    Response::error(&op, format!("bad request: {e}"))
+                }
             }
         };
         let mut bytes = serde_json::to_vec(&reply).unwrap_or_else(|_| b"{}".to_vec());
