@@ -1,6 +1,11 @@
 //! fault-proxy end to end: the real binary on loopback, an echo upstream started by the test, the
 //! control client of the library. Timing assertions are lower bounds only (robust under load).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed setup should panic"
+)]
+
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
