@@ -40,6 +40,8 @@ const HOLD_NEW: u8 = 8;
 const HOLD_TICK: Duration = Duration::from_millis(100);
 const SEND_TIMEOUT: Duration = Duration::from_millis(250);
 const NAP: Duration = Duration::from_millis(50);
+/// Most bytes a latency fault holds in flight per connection direction before the reader waits.
+const MAX_IN_FLIGHT: usize = 8 << 20;
 
 fn way_bit(way: Way) -> u8 {
     match way {
@@ -689,6 +691,7 @@ enum Item {
 
 struct DelayLine {
     tx: mpsc::Sender<Item>,
+    /// Bytes queued and not yet written.
     pending: Arc<AtomicUsize>,
     last_at: Instant,
 }
@@ -957,9 +960,16 @@ impl Pump {
         let Some(line) = self.delay.as_mut() else {
             return Err(ErrorKind::Other.into());
         };
+        // Backpressure: at most MAX_IN_FLIGHT bytes wait in the delay line (like a TCP window).
+        while line.pending.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
+            if self.conn.is_aborted() {
+                return Err(ErrorKind::ConnectionAborted.into());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let at = (Instant::now() + delay.unwrap_or(Duration::ZERO)).max(line.last_at);
         line.last_at = at;
-        line.pending.fetch_add(1, Ordering::AcqRel);
+        line.pending.fetch_add(data.len(), Ordering::AcqRel);
         line.tx
             .send(Item::Data(at, data.to_vec()))
             .map_err(|_| io::Error::from(ErrorKind::ConnectionAborted))
@@ -1033,7 +1043,7 @@ fn delay_loop(
                 }
                 pair.bytes(way)
                     .fetch_add(data.len() as u64, Ordering::Relaxed);
-                pending.fetch_sub(1, Ordering::AcqRel);
+                pending.fetch_sub(data.len(), Ordering::AcqRel);
             }
             Item::Eof => {
                 let _ = dst.shutdown(Shutdown::Write);

@@ -113,11 +113,11 @@ impl Proxy {
         events(&self.dir.path().join("events.jsonl"))
     }
 
-    /// SIGTERM, then the exit code and stderr.
-    fn stop(mut self) -> (Option<i32>, String, Vec<Event>) {
+    /// Send `sig`, then the exit code, stderr and the event log.
+    fn stop(mut self, sig: nix::sys::signal::Signal) -> (Option<i32>, String, Vec<Event>) {
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap()),
-            nix::sys::signal::Signal::SIGTERM,
+            sig,
         )
         .unwrap();
         let status = self.child.wait().unwrap();
@@ -208,7 +208,7 @@ fn forwards_both_ways_reports_status_and_stops_cleanly() {
         c.status().unwrap()[0].connections_active == 0
     });
 
-    let (code, err, ev) = p.stop();
+    let (code, err, ev) = p.stop(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(err, "fault-proxy: stopped on SIGTERM\n");
     assert!(matches!(ev.first(), Some(Event::Ready { .. })), "{ev:?}");
@@ -373,6 +373,15 @@ fn latency_adds_at_least_the_delay_and_keeps_order() {
     let mut back = vec![0u8; expected.len()];
     s.read_exact(&mut back).unwrap();
     assert_eq!(back, expected);
+    // A bulk transfer through the delay line arrives intact.
+    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 241) as u8).collect();
+    let mut w = s.try_clone().unwrap();
+    let d2 = data.clone();
+    let writer = std::thread::spawn(move || w.write_all(&d2).unwrap());
+    let mut back = vec![0u8; data.len()];
+    s.read_exact(&mut back).unwrap();
+    writer.join().unwrap();
+    assert!(back == data, "data through the delay line differs");
     c.clear_tag("d1").unwrap();
     roundtrip(&mut s, b"after");
 }
@@ -441,7 +450,19 @@ fn stall_with_probability_one_holds_the_connection() {
         None,
     )
     .unwrap();
+    let kept = c.list().unwrap()[0].id;
     roundtrip(&mut s, b"never");
+    // SIGINT: exit 0, and the fault still active is logged as removed by the shutdown.
+    drop(c);
+    let (code, err, ev) = p.stop(nix::sys::signal::Signal::SIGINT);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(err, "fault-proxy: stopped on SIGINT\n");
+    assert!(
+        ev.iter().any(|e| matches!(e,
+        Event::Cleared { id, reason: ClearReason::Shutdown, .. } if *id == kept)),
+        "{ev:?}"
+    );
+    assert!(matches!(ev.last(), Some(Event::Stopped { signal, .. }) if signal == "SIGINT"));
 }
 
 #[test]
