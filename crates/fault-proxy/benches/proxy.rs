@@ -9,6 +9,9 @@
 //! - one-stream throughput: `BENCH_BYTES` (default 2 GiB) written in 1 MiB writes, timed until the
 //!   sink has read the last byte. Target ≥ 1 GB/s (10^9 bytes/s) through the proxy.
 //!
+//! `BENCH_NO_SPLICE=1` makes the proxy copy through a buffer instead of splice(2) (comparison).
+//! `BENCH_PROXY_BIN` runs another fault-proxy binary instead of this build's (A/B comparisons).
+//!
 //! Prints a human summary and one JSON line (`kind":"bench.fault_proxy"`). Exit 1 when a target is
 //! missed.
 
@@ -25,7 +28,11 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fault-proxy");
+/// The binary under test: this build's, or `BENCH_PROXY_BIN` to compare another build.
+fn proxy_bin() -> String {
+    std::env::var("BENCH_PROXY_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_fault-proxy").to_string())
+}
 const MSG: usize = 64;
 const BLOCK: usize = 1000;
 
@@ -132,18 +139,20 @@ fn loadavg() -> String {
 fn main() {
     let roundtrips = usize::try_from(env_u64("BENCH_ROUNDTRIPS", 20_000)).unwrap();
     let bytes = env_u64("BENCH_BYTES", 2 << 30);
+    let no_splice = env_u64("BENCH_NO_SPLICE", 0) == 1;
     let load_before = loadavg();
     let echo = echo_server();
     let (sink, sink_rx) = sink_server();
     let dir = std::env::temp_dir().join(format!("fault-proxy-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(proxy_bin())
         .arg("--pair")
         .arg(format!("echo=0,{echo}"))
         .arg("--pair")
         .arg(format!("sink=0,{sink}"))
         .arg("--control")
         .arg(dir.join("ctl.sock"))
+        .args(no_splice.then_some("--no-splice"))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -200,7 +209,10 @@ fn main() {
     let ok99 = add99 <= 200.0;
     let okt = gbs_proxy >= 1.0;
     let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
-    println!("fault-proxy benchmark (loopback, no fault active, release build)");
+    println!(
+        "fault-proxy benchmark (loopback, no fault active, release build, {})",
+        if no_splice { "copy" } else { "splice" }
+    );
     println!(
         "  load average before: {load_before}; after: {load_after}; cpus: {}",
         std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
@@ -222,6 +234,7 @@ fn main() {
     let json = serde_json::json!({
         "kind": "bench.fault_proxy",
         "ts_ns": evidence_core::time::now_ns(),
+        "mode": if no_splice { "copy" } else { "splice" },
         "roundtrips": roundtrips,
         "message_bytes": MSG,
         "direct_p50_us": d50, "direct_p99_us": d99,

@@ -10,7 +10,7 @@
 //! Every reply has `ok`, `op` and `ts_ns`; a refused request has `"ok":false` and `error`.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -389,6 +389,9 @@ impl Client {
 #[derive(Debug)]
 pub struct Server {
     path: PathBuf,
+    /// (device, inode) of the socket file we bound: removed at stop only if still ours.
+    file_id: Option<(u64, u64)>,
+    waker: Option<UnixListener>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -422,6 +425,10 @@ impl Server {
         }
         let listener = UnixListener::bind(path)
             .map_err(|e| EvidenceError::io("cannot bind control socket", path, e))?;
+        let file_id = std::fs::symlink_metadata(path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        let waker = listener.try_clone().ok();
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -441,19 +448,35 @@ impl Server {
             .map_err(|e| EvidenceError::failed(format!("cannot start control thread: {e}")))?;
         Ok(Server {
             path: path.to_path_buf(),
+            file_id,
+            waker,
             stop,
             thread: Some(thread),
         })
     }
 
-    /// Stop accepting, remove the socket file.
+    /// Stop accepting, and remove the socket file if it is still the one we bound (someone may
+    /// have replaced it).
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = UnixStream::connect(&self.path);
+        // Shutting a listening Unix socket's read side makes a blocked accept fail with EINVAL.
+        match &self.waker {
+            Some(l) => {
+                let _ = socket2::SockRef::from(l).shutdown(std::net::Shutdown::Read);
+            }
+            None => {
+                let _ = UnixStream::connect(&self.path);
+            }
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        let _ = std::fs::remove_file(&self.path);
+        let ours = std::fs::symlink_metadata(&self.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        if ours.is_some() && ours == self.file_id {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

@@ -4,9 +4,11 @@
 //! direction), a reaper thread for TTL expiry, and a delivery thread per connection direction only
 //! while a latency fault has chunks in flight.
 //!
-//! Hot path (no fault on the pair and direction): `read` into a 64 KiB buffer owned by the pump,
-//! one atomic load of the pair's fault mask, `write` the bytes, one relaxed counter add. No
-//! allocation and no lock per chunk. Only when the mask says a fault covers the direction does the
+//! Hot path (no fault on the pair and direction): `read` up to 64 KiB into the pump's buffer, one
+//! atomic load of the pair's fault mask, `write` the bytes, one relaxed counter add: no allocation
+//! and no lock per chunk. While reads fill the whole buffer (a bulk stream) the pump switches to
+//! `splice` socket → pipe → socket (no copy to user space) and back to copying when a chunk is
+//! small again (copying has the lower latency for small messages). Only when the mask says a fault covers the direction does the
 //! pump take the fault table's lock (the slow path).
 //!
 //! Aborting a connection (reset faults, an RST from either peer, a write error) sets SO_LINGER 0 on
@@ -23,6 +25,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::fcntl::{SpliceFFlags, splice};
+
 use crate::control::{FaultInfo, PairStatus, Request, Response};
 use crate::events::{ClearReason, Event, EventLog, PairAddr};
 use crate::spec::{Fault, MAX_MS, PairSpec, StallPer, Way};
@@ -36,6 +41,8 @@ const UP: u8 = 1;
 const DOWN: u8 = 2;
 const REFUSE: u8 = 4;
 const HOLD_NEW: u8 = 8;
+/// A spliced chunk smaller than this ends bulk mode (back to copying, for latency).
+const BULK_MIN: usize = BUF_SIZE / 4;
 /// How often a held pump re-checks its connection even without a fault change.
 const HOLD_TICK: Duration = Duration::from_millis(100);
 const SEND_TIMEOUT: Duration = Duration::from_millis(250);
@@ -57,6 +64,9 @@ pub struct Options {
     pub event_log: Option<EventLog>,
     /// Upstream connect timeout.
     pub connect_timeout: Duration,
+    /// Forward with splice(2) (zero copy) when no fault is active; `false` copies through a
+    /// buffer (for comparisons).
+    pub splice: bool,
 }
 
 impl Default for Options {
@@ -64,6 +74,7 @@ impl Default for Options {
         Options {
             event_log: None,
             connect_timeout: Duration::from_secs(5),
+            splice: true,
         }
     }
 }
@@ -83,6 +94,7 @@ struct Inner {
     stopping: AtomicBool,
     events: Option<EventLog>,
     connect_timeout: Duration,
+    splice: bool,
     next_conn: AtomicU64,
 }
 
@@ -102,6 +114,8 @@ struct Active {
 #[derive(Debug)]
 struct PairState {
     idx: usize,
+    /// A handle on the listener, to wake the accept thread at shutdown.
+    waker: Option<TcpListener>,
     name: String,
     listen: SocketAddr,
     upstream: SocketAddr,
@@ -176,6 +190,7 @@ impl Proxy {
                 .map_err(|e| EvidenceError::failed(format!("pair {}: {e}", p.name)))?;
             states.push(Arc::new(PairState {
                 idx,
+                waker: l.try_clone().ok(),
                 name: p.name.clone(),
                 listen,
                 upstream: p.upstream,
@@ -200,6 +215,7 @@ impl Proxy {
             stopping: AtomicBool::new(false),
             events: opts.event_log,
             connect_timeout: opts.connect_timeout,
+            splice: opts.splice,
             next_conn: AtomicU64::new(1),
         });
         let mut threads = Vec::new();
@@ -431,8 +447,16 @@ impl Proxy {
         }
         inner.changed.notify_all();
         for p in &inner.pairs {
-            // Wake the blocked accept; it sees `stopping` and drops the listener.
-            let _ = TcpStream::connect_timeout(&p.listen, Duration::from_secs(1));
+            // Wake the blocked accept (shutdown of a listening socket makes accept fail on
+            // Linux; a connection as a fallback); it sees `stopping` and drops the listener.
+            match &p.waker {
+                Some(l) => {
+                    let _ = socket2::SockRef::from(l).shutdown(Shutdown::Read);
+                }
+                None => {
+                    let _ = TcpStream::connect_timeout(&p.listen, Duration::from_secs(1));
+                }
+            }
         }
         let threads: Vec<JoinHandle<()>> = lock(&self.threads).drain(..).collect();
         for t in threads {
@@ -670,6 +694,25 @@ fn write_full(dst: &mut TcpStream, mut data: &[u8], conn: &Conn) -> io::Result<(
     Ok(())
 }
 
+/// Move exactly `len` bytes from the pipe to `dst`, retrying on the send timeout unless the
+/// connection was aborted.
+fn splice_out(pr: &io::PipeReader, dst: &TcpStream, mut len: usize, conn: &Conn) -> io::Result<()> {
+    while len > 0 {
+        match splice(pr, None, dst, None, len, SpliceFFlags::SPLICE_F_MOVE) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(m) => len -= m,
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => {
+                if conn.is_aborted() {
+                    return Err(ErrorKind::ConnectionAborted.into());
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 /// Sleep until `until`, in short naps, failing when the connection is aborted.
 fn nap_until(until: Instant, conn: &Conn) -> io::Result<()> {
     loop {
@@ -775,21 +818,66 @@ impl Pump {
 
     fn run(mut self, mut src: TcpStream, mut dst: TcpStream) {
         let mut buf = vec![0u8; BUF_SIZE].into_boxed_slice();
+        // Bulk path: socket → pipe → socket with splice(2), the pipe made on first need; the bytes
+        // are only copied into `buf` when a fault needs to see them.
+        let mut pipe: Option<(io::PipeReader, io::PipeWriter)> = None;
+        let mut can_splice = self.inner.splice;
         let bit = way_bit(self.way);
+        // Bulk mode: splice while the reads fill the buffer (streams); small messages are copied,
+        // which has the lower latency.
+        let mut bulk = false;
         let eof = loop {
-            let n = match src.read(&mut buf) {
-                Ok(0) => break !self.conn.is_aborted(),
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => break false,
+            let spliced = bulk && pipe.is_some();
+            let n = if let (true, Some((_, pw))) = (spliced, &pipe) {
+                match splice(&src, None, pw, None, BUF_SIZE, SpliceFFlags::SPLICE_F_MOVE) {
+                    Ok(0) => break !self.conn.is_aborted(),
+                    Ok(n) => n,
+                    Err(Errno::EINTR) => continue,
+                    Err(Errno::EINVAL | Errno::ENOSYS) => {
+                        // No splice for this socket: copy instead (nothing was consumed).
+                        pipe = None;
+                        can_splice = false;
+                        continue;
+                    }
+                    Err(_) => break false,
+                }
+            } else {
+                match src.read(&mut buf) {
+                    Ok(0) => break !self.conn.is_aborted(),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(_) => break false,
+                }
             };
+            bulk = if spliced {
+                n >= BULK_MIN
+            } else {
+                n == BUF_SIZE
+            };
+            if bulk && can_splice && pipe.is_none() {
+                pipe = io::pipe().ok();
+                can_splice = pipe.is_some();
+            }
             // Hot path: no fault on this direction and nothing queued behind a latency fault.
-            if self.pair.mask.load(Ordering::Acquire) & bit == 0
+            let hot = self.pair.mask.load(Ordering::Acquire) & bit == 0
                 && self
                     .delay
                     .as_ref()
-                    .is_none_or(|d| d.pending.load(Ordering::Acquire) == 0)
-            {
+                    .is_none_or(|d| d.pending.load(Ordering::Acquire) == 0);
+            if let (true, Some((pr, _))) = (spliced, &mut pipe) {
+                if hot {
+                    if splice_out(pr, &dst, n, &self.conn).is_err() {
+                        break false;
+                    }
+                    self.pair
+                        .bytes(self.way)
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                    continue;
+                }
+                if pr.read_exact(&mut buf[..n]).is_err() {
+                    break false;
+                }
+            } else if hot {
                 if write_full(&mut dst, &buf[..n], &self.conn).is_err() {
                     break false;
                 }

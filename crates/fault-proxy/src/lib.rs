@@ -72,6 +72,10 @@ pub struct Cli {
     #[arg(long, value_name = "MS", default_value_t = 5000)]
     pub connect_timeout_ms: u64,
 
+    /// Copy through a buffer instead of splice(2) on the no-fault path (for benchmarks).
+    #[arg(long, hide = true)]
+    pub no_splice: bool,
+
     /// Client mode: send this JSON request to the proxy at --control and print its reply line
     /// (repeatable). Exit 2 when a request is refused.
     #[arg(long, value_name = "JSON", conflicts_with_all = ["pairs", "event_log", "ready_file"])]
@@ -112,6 +116,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         engine::Options {
             event_log,
             connect_timeout: Duration::from_millis(cli.connect_timeout_ms),
+            splice: !cli.no_splice,
         },
     )?;
     let mut server = match control::Server::start(&cli.control, Arc::clone(&proxy)) {

@@ -47,7 +47,8 @@ fn echo_server() -> SocketAddr {
 
 struct Proxy {
     child: Child,
-    dir: tempfile::TempDir,
+    dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
     ready: Event,
     ready_line: String,
 }
@@ -55,16 +56,23 @@ struct Proxy {
 impl Proxy {
     /// Start the proxy with pair `t` → `upstream`, and wait for its ready line.
     fn start(upstream: SocketAddr) -> Proxy {
-        let dir = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let mut p = Proxy::start_in(upstream, tmp.path());
+        p._tmp = Some(tmp);
+        p
+    }
+
+    /// Start with its files in `dir` (which the caller keeps).
+    fn start_in(upstream: SocketAddr, dir: &Path) -> Proxy {
         let mut child = Command::new(BIN)
             .arg("--pair")
             .arg(format!("t=0,{upstream}"))
             .arg("--control")
-            .arg(dir.path().join("ctl.sock"))
+            .arg(dir.join("ctl.sock"))
             .arg("--event-log")
-            .arg(dir.path().join("events.jsonl"))
+            .arg(dir.join("events.jsonl"))
             .arg("--ready-file")
-            .arg(dir.path().join("ready.json"))
+            .arg(dir.join("ready.json"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -82,7 +90,8 @@ impl Proxy {
         let ready: Event = serde_json::from_str(&line).unwrap();
         Proxy {
             child,
-            dir,
+            dir: dir.to_path_buf(),
+            _tmp: None,
             ready,
             ready_line: line,
         }
@@ -96,7 +105,7 @@ impl Proxy {
     }
 
     fn sock(&self) -> PathBuf {
-        self.dir.path().join("ctl.sock")
+        self.dir.join("ctl.sock")
     }
 
     fn client(&self) -> Client {
@@ -110,7 +119,7 @@ impl Proxy {
     }
 
     fn events(&self) -> Vec<Event> {
-        events(&self.dir.path().join("events.jsonl"))
+        events(&self.dir.join("events.jsonl"))
     }
 
     /// Send `sig`, then the exit code, stderr and the event log.
@@ -165,7 +174,7 @@ fn both(fault: fn(Direction) -> Fault) -> Fault {
 fn forwards_both_ways_reports_status_and_stops_cleanly() {
     let p = Proxy::start(echo_server());
     assert_eq!(
-        std::fs::read_to_string(p.dir.path().join("ready.json")).unwrap(),
+        std::fs::read_to_string(p.dir.join("ready.json")).unwrap(),
         p.ready_line
     );
     let Event::Ready { control, pairs, .. } = &p.ready else {
@@ -714,4 +723,37 @@ fn a_second_proxy_on_a_live_control_socket_is_refused() {
     .stderr_has("is in use by a running proxy");
     // The first one still answers.
     assert!(p.client().list().unwrap().is_empty());
+}
+
+#[test]
+fn stops_promptly_when_its_socket_file_was_replaced() {
+    let up = echo_server();
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Proxy::start_in(up, tmp.path());
+    // Someone removes the socket file and a second proxy binds the same path.
+    std::fs::remove_file(a.sock()).unwrap();
+    let mut b = Command::new(BIN)
+        .arg("--pair")
+        .arg(format!("b=0,{up}"))
+        .arg("--control")
+        .arg(a.sock())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(b.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("proxy.ready"), "{line}");
+    let sock = a.sock();
+    let t = Instant::now();
+    let (code, err, _) = a.stop(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(t.elapsed() < LONG);
+    // The first proxy left the second one's socket alone.
+    let mut c = Client::connect(&sock).unwrap();
+    assert_eq!(c.status().unwrap()[0].name, "b");
+    let _ = b.kill();
+    let _ = b.wait();
 }
