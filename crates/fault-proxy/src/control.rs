@@ -5,6 +5,7 @@
 //! Requests (`op` selects):
 //! - `{"op":"apply","pair":"trader","fault":{"type":"latency","delay_ms":100},"tag":"drill-1","ttl_ms":30000}`
 //! - `{"op":"clear","tag":"drill-1"}` (any of `id`, `tag`, `pair`; all given must match)
+//! - `{"op":"renew","tag":"drill-1","ttl_ms":5000}` (push the dead-man expiry; same selectors)
 //! - `{"op":"list"}`, `{"op":"reset"}` (clear everything), `{"op":"status"}`
 //!
 //! Every reply has `ok`, `op` and `ts_ns`; a refused request has `"ok":false` and `error`.
@@ -54,6 +55,22 @@ pub enum Request {
         /// A pair name.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pair: Option<String>,
+    },
+    /// Set the expiry of the faults matching every given selector (at least one) to now +
+    /// `ttl_ms`: the lease an injector renews while it lives, so that its faults die soon after
+    /// it does.
+    Renew {
+        /// A fault id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        /// A tag.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tag: Option<String>,
+        /// A pair name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pair: Option<String>,
+        /// The new time to live, milliseconds from now.
+        ttl_ms: u64,
     },
     /// List the active faults.
     List,
@@ -129,6 +146,9 @@ pub struct Response {
     /// clear/reset: the faults removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleared: Option<Vec<FaultInfo>>,
+    /// renew: the faults whose expiry was pushed (with their new expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewed: Option<Vec<FaultInfo>>,
     /// list: the active faults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<Vec<FaultInfo>>,
@@ -357,6 +377,25 @@ impl Client {
     /// As [`Client::clear`].
     pub fn clear_id(&mut self, id: u64) -> std::result::Result<(i64, Vec<FaultInfo>), ClientError> {
         self.clear(Some(id), None, None)
+    }
+
+    /// Push the expiry of every fault tagged `tag` to now + `ttl` (renew the dead-man lease);
+    /// returns when, and the faults renewed.
+    ///
+    /// # Errors
+    /// `Refused` for a zero or too long TTL; `Io`/`Protocol`.
+    pub fn renew_tag(
+        &mut self,
+        tag: &str,
+        ttl: Duration,
+    ) -> std::result::Result<(i64, Vec<FaultInfo>), ClientError> {
+        let r = self.call(&Request::Renew {
+            id: None,
+            tag: Some(tag.to_string()),
+            pair: None,
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+        })?;
+        Ok((r.ts_ns, r.renewed.unwrap_or_default()))
     }
 
     /// The active faults.

@@ -274,23 +274,31 @@ impl Proxy {
                 ttl_ms,
             } => self.apply(pair, fault, tag, *ttl_ms),
             Request::Clear { id, tag, pair } => {
-                if id.is_none() && tag.is_none() && pair.is_none() {
-                    return Response::error("clear", "clear: expected id, tag or pair");
-                }
-                if let Some(p) = pair
-                    && self.pair_index(p).is_none()
-                {
-                    return Response::error("clear", self.unknown_pair(p));
+                if let Some(e) = self.selector_problem("clear", *id, tag.as_ref(), pair.as_ref()) {
+                    return Response::error("clear", e);
                 }
                 self.clear(
-                    |a| {
-                        id.is_none_or(|i| a.info.id == i)
-                            && tag.as_ref().is_none_or(|t| &a.info.tag == t)
-                            && pair.as_ref().is_none_or(|p| &a.info.pair == p)
-                    },
+                    |a| selected(a, *id, tag.as_ref(), pair.as_ref()),
                     ClearReason::Clear,
                     "clear",
                 )
+            }
+            Request::Renew {
+                id,
+                tag,
+                pair,
+                ttl_ms,
+            } => {
+                if let Some(e) = self.selector_problem("renew", *id, tag.as_ref(), pair.as_ref()) {
+                    return Response::error("renew", e);
+                }
+                if *ttl_ms == 0 || *ttl_ms > MAX_MS {
+                    return Response::error(
+                        "renew",
+                        format!("renew: ttl_ms: expected 1..={MAX_MS}, found {ttl_ms}"),
+                    );
+                }
+                self.renew(|a| selected(a, *id, tag.as_ref(), pair.as_ref()), *ttl_ms)
             }
             Request::Reset => self.clear(|_| true, ClearReason::Reset, "reset"),
             Request::List => {
@@ -304,6 +312,59 @@ impl Proxy {
                 }
             }
             Request::Status => self.status(),
+        }
+    }
+
+    /// What is wrong with a clear/renew selector, if anything.
+    fn selector_problem(
+        &self,
+        op: &str,
+        id: Option<u64>,
+        tag: Option<&String>,
+        pair: Option<&String>,
+    ) -> Option<String> {
+        if id.is_none() && tag.is_none() && pair.is_none() {
+            return Some(format!("{op}: expected id, tag or pair"));
+        }
+        pair.filter(|p| self.pair_index(p).is_none())
+            .map(|p| self.unknown_pair(p))
+    }
+
+    /// Push the expiry of the selected faults to now + `ttl_ms` (a lease the injector renews while
+    /// it lives).
+    fn renew(&self, select: impl Fn(&Active) -> bool, ttl_ms: u64) -> Response {
+        let mut t = lock(&self.inner.table);
+        let ts = now_ns();
+        let ttl = Duration::from_millis(ttl_ms);
+        let expires_ts_ns = ts.saturating_add(i64::try_from(ttl.as_nanos()).unwrap_or(i64::MAX));
+        let at = Instant::now() + ttl;
+        let mut renewed = Vec::new();
+        for a in t.faults.iter_mut().filter(|a| select(a)) {
+            a.expires_at = Some(at);
+            a.info.ttl_ms = Some(ttl_ms);
+            a.info.expires_ts_ns = Some(expires_ts_ns);
+            renewed.push(a.info.clone());
+        }
+        if let Some(l) = &self.inner.events {
+            for f in &renewed {
+                l.write(&Event::Renewed {
+                    ts_ns: ts,
+                    id: f.id,
+                    pair: f.pair.clone(),
+                    tag: f.tag.clone(),
+                    ttl_ms,
+                    expires_ts_ns,
+                });
+            }
+        }
+        drop(t);
+        self.inner.changed.notify_all();
+        Response {
+            ok: true,
+            op: "renew".into(),
+            ts_ns: ts,
+            renewed: Some(renewed),
+            ..Response::default()
         }
     }
 
@@ -534,6 +595,12 @@ impl Inner {
             .unwrap_or_else(PoisonError::into_inner)
             .0
     }
+}
+
+fn selected(a: &Active, id: Option<u64>, tag: Option<&String>, pair: Option<&String>) -> bool {
+    id.is_none_or(|i| a.info.id == i)
+        && tag.is_none_or(|t| &a.info.tag == t)
+        && pair.is_none_or(|p| &a.info.pair == p)
 }
 
 fn reaper(inner: &Inner) {

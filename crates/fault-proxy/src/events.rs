@@ -72,6 +72,22 @@ pub enum Event {
         /// Connections aborted with RST by a `reset` fault (0 for the others).
         reset_connections: u64,
     },
+    /// A fault's dead-man expiry was pushed to `expires_ts_ns` by a `renew`.
+    #[serde(rename = "proxy.fault_renewed")]
+    Renewed {
+        /// When.
+        ts_ns: i64,
+        /// Fault id.
+        id: u64,
+        /// Pair name.
+        pair: String,
+        /// The drill id.
+        tag: String,
+        /// The new time to live, from `ts_ns`.
+        ttl_ms: u64,
+        /// When the dead-man now removes it.
+        expires_ts_ns: i64,
+    },
     /// A fault stopped acting at `ts_ns`.
     #[serde(rename = "proxy.fault_cleared")]
     Cleared {

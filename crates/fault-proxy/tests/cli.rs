@@ -757,3 +757,55 @@ fn stops_promptly_when_its_socket_file_was_replaced() {
     let _ = b.kill();
     let _ = b.wait();
 }
+
+#[test]
+fn renew_moves_the_dead_man_expiry() {
+    let p = Proxy::start(echo_server());
+    let mut c = p.client();
+    let lat = Fault::Latency {
+        direction: Direction::Both,
+        delay_ms: 1,
+        jitter_ms: 0,
+    };
+    let a = c
+        .apply("t", lat.clone(), "lease", Some(Duration::from_millis(400)))
+        .unwrap();
+    let other = c.apply("t", lat, "other", None).unwrap();
+    // Extend: the lease now runs a minute from the renewal.
+    let (ts, renewed) = c.renew_tag("lease", Duration::from_secs(60)).unwrap();
+    assert_eq!(renewed.len(), 1);
+    assert_eq!(renewed[0].id, a.id);
+    assert_eq!(renewed[0].expires_ts_ns, Some(ts + 60_000_000_000));
+    let listed = c.list().unwrap();
+    let f = listed.iter().find(|f| f.id == a.id).unwrap();
+    assert_eq!(
+        (f.ttl_ms, f.expires_ts_ns),
+        (Some(60_000), Some(ts + 60_000_000_000))
+    );
+    // Shorten: an injector that stops renewing loses its faults soon; the others stay.
+    c.renew_tag("lease", Duration::from_millis(100)).unwrap();
+    wait_until(LONG, "lease expired", || {
+        c.list().unwrap().iter().all(|f| f.id != a.id)
+    });
+    let left = c.list().unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, other.id);
+    let ev = p.events();
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e, Event::Renewed { id, .. } if *id == a.id))
+            .count(),
+        2
+    );
+    assert!(ev.iter().any(|e| matches!(e,
+        Event::Cleared { id, reason: ClearReason::Expired, .. } if *id == a.id)));
+    let r = c.request_line(br#"{"op":"renew","ttl_ms":100}"#).unwrap();
+    assert_eq!(
+        (r.ok, r.error.as_deref()),
+        (false, Some("renew: expected id, tag or pair"))
+    );
+    let r = c
+        .request_line(br#"{"op":"renew","tag":"lease","ttl_ms":0}"#)
+        .unwrap();
+    assert!(!r.ok);
+}
