@@ -33,7 +33,8 @@ FAULTS (apply them through the control socket, JSON lines; see docs/formats.md):
   bandwidth  bytes_per_sec per connection and direction (token bucket)
   stall      with probability, hold a chunk (per connection or per chunk)
 Each fault has a direction (upstream = client to server, downstream, both), a tag (the drill id)
-and an optional ttl_ms after which the proxy removes it by itself (a dead-man).
+and an optional ttl_ms after which the proxy removes it by itself (a dead-man; `renew` pushes it).
+Ops: apply, clear (by id, tag or pair), renew, list, reset (clear all), status.
 
 EXAMPLE:
   fault-proxy --pair trader=0,127.0.0.1:40001 --pair md=0,127.0.0.1:40011 \\
