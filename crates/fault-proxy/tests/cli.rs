@@ -809,3 +809,41 @@ fn renew_moves_the_dead_man_expiry() {
         .unwrap();
     assert!(!r.ok);
 }
+
+#[test]
+fn the_engine_embeds_in_another_tool() {
+    use fault_proxy::control::{Request, Server};
+    use fault_proxy::engine::{Options, Proxy as Engine};
+    use std::sync::Arc;
+
+    let up = echo_server();
+    let pair = fault_proxy::spec::parse_pair(&format!("front=0,{up}")).unwrap();
+    let engine = Engine::start(&[pair], Options::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("ctl.sock");
+    let mut server = Server::start(&sock, Arc::clone(&engine)).unwrap();
+    let listen: SocketAddr = engine.pairs()[0].listen.parse().unwrap();
+    let mut s = TcpStream::connect(listen).unwrap();
+    s.set_read_timeout(Some(LONG)).unwrap();
+    roundtrip(&mut s, b"embedded");
+    // Direct calls and the socket see the same state.
+    let r = engine.handle(&Request::Apply {
+        pair: "front".into(),
+        fault: Fault::Latency {
+            direction: Direction::Downstream,
+            delay_ms: 50,
+            jitter_ms: 0,
+        },
+        tag: "emb".into(),
+        ttl_ms: None,
+    });
+    assert!(r.ok, "{r:?}");
+    assert_eq!(Client::connect(&sock).unwrap().list().unwrap().len(), 1);
+    assert!(roundtrip(&mut s, b"slow") >= Duration::from_millis(50));
+    server.stop();
+    assert!(!sock.exists());
+    engine.shutdown("none");
+    // The listener is closed: a new connection is refused.
+    let e = TcpStream::connect(listen).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+}
