@@ -127,6 +127,20 @@ fn throughput(addr: SocketAddr, rx: &mpsc::Receiver<u64>, bytes: u64) -> f64 {
     bytes as f64 / secs / 1e9
 }
 
+/// User + system CPU seconds of a process so far (from /proc, at 100 ticks per second).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the ")" that ends the command name: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    f.iter().sum::<u64>() as f64 / 100.0
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
@@ -195,7 +209,9 @@ fn main() {
     let (add50, add99) = (p50 - d50, p99 - d99);
 
     let gbs_direct = throughput(sink, &sink_rx, bytes);
+    let cpu0 = cpu_seconds(child.id());
     let gbs_proxy = throughput(p_sink, &sink_rx, bytes);
+    let proxy_cpu = cpu_seconds(child.id()) - cpu0;
     let load_after = loadavg();
 
     let _ = nix::sys::signal::kill(
@@ -230,6 +246,7 @@ fn main() {
         bytes as f64 / f64::from(1u32 << 30),
         verdict(okt)
     );
+    println!("  proxy CPU during the proxied stream: {proxy_cpu:.2} s");
     println!("  proxy exit status: {status}");
     let json = serde_json::json!({
         "kind": "bench.fault_proxy",
@@ -242,6 +259,7 @@ fn main() {
         "added_p50_us": add50, "added_p99_us": add99,
         "stream_bytes": bytes,
         "direct_gb_per_s": gbs_direct, "proxied_gb_per_s": gbs_proxy,
+        "proxy_cpu_s_stream": proxy_cpu,
         "loadavg_before": load_before, "loadavg_after": load_after,
         "targets_met": ok50 && ok99 && okt,
     });
