@@ -8,8 +8,8 @@
 //! atomic load of the pair's fault mask, `write` the bytes, one relaxed counter add: no allocation
 //! and no lock per chunk. While reads fill the whole buffer (a bulk stream) the pump switches to
 //! `splice` socket → pipe → socket (no copy to user space) and back to copying when a chunk is
-//! small again (copying has the lower latency for small messages). Only when the mask says a fault covers the direction does the
-//! pump take the fault table's lock (the slow path).
+//! small again (copying has the lower latency for small messages). Only when the mask says a fault
+//! covers the direction does the pump take the fault table's lock (the slow path).
 //!
 //! Aborting a connection (reset faults, an RST from either peer, a write error) sets SO_LINGER 0 on
 //! both sockets and shuts their read side down: that wakes the pumps blocked in `read` without
