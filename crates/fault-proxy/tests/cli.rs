@@ -742,10 +742,18 @@ fn stops_promptly_when_its_socket_file_was_replaced() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let out = b.stdout.take().unwrap();
+    // Kill the second proxy even when an assertion fails.
+    struct KillOnDrop(Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _b = KillOnDrop(b);
     let mut line = String::new();
-    BufReader::new(b.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    BufReader::new(out).read_line(&mut line).unwrap();
     assert!(line.contains("proxy.ready"), "{line}");
     let sock = a.sock();
     let t = Instant::now();
@@ -755,8 +763,6 @@ fn stops_promptly_when_its_socket_file_was_replaced() {
     // The first proxy left the second one's socket alone.
     let mut c = Client::connect(&sock).unwrap();
     assert_eq!(c.status().unwrap()[0].name, "b");
-    let _ = b.kill();
-    let _ = b.wait();
 }
 
 #[test]
