@@ -43,7 +43,8 @@ EXAMPLE:
 HEALTH: healthy = both fronts connected (and, in sim mode, logged in). A line is written at once
 on every state change, with ts_ns taken when the change was seen, and every --health-interval-ms.
 A loss is seen at once on EOF or RST, and after --heartbeat-timeout-ms without any message from
-the front (sim mode). Reconnect: attempt 1 at once, then reconnect_initial_backoff_ms doubling to
+the front (sim mode) or when a fresh connect every --tcp-check-interval-ms fails (tcp mode: a
+firewall fault does not touch an idle connection). Reconnect: attempt 1 at once, then reconnect_initial_backoff_ms doubling to
 reconnect_max_backoff_ms; it never gives up while monitoring (after reconnect_max_attempts, where
 the C++ gateway gives up for good, it logs probe.exhausted and keeps trying at the max backoff).
 
@@ -93,9 +94,14 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub events_file: Option<PathBuf>,
     /// Declare a logged-in sim-mode front lost after this long without any message from it
-    /// [default: 3 x the front's heartbeat_ms; 3000 when it sends none, with a ping every 1000].
+    /// [default: 3 x the front's heartbeat_ms; 3000 when it sends none, with a ping every third].
     #[arg(long, value_name = "MS")]
     pub heartbeat_timeout_ms: Option<u64>,
+    /// tcp mode: every this many ms, also open (and at once close) a fresh connection to each
+    /// front, so that a firewall fault on an idle connection is seen (refused, or no answer within
+    /// the heartbeat timeout [3000]); 0 = only watch the held connections.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub tcp_check_interval_ms: u64,
 }
 
 #[cfg(test)]
@@ -116,6 +122,7 @@ mod tests {
             max_backoff_ms: 1000,
             max_attempts: 8,
             heartbeat_timeout_ms: None,
+            tcp_check: None,
         };
         let b: Vec<u64> = (1..=8).map(|n| k.backoff_ms(n)).collect();
         assert_eq!(b, [0, 50, 100, 200, 400, 800, 1000, 1000]);
@@ -173,6 +180,7 @@ struct Knobs {
     max_backoff_ms: u64,
     max_attempts: u64,
     heartbeat_timeout_ms: Option<u64>,
+    tcp_check: Option<Duration>,
 }
 
 impl Knobs {
@@ -611,14 +619,27 @@ fn sim_session(sh: &Shared, client: &mut Client, front_hb_ms: u64) -> Loss {
     }
 }
 
-/// Read a plain TCP connection until it is closed or reset.
-fn tcp_session(sh: &Shared, mut s: TcpStream) -> Loss {
+/// Read a plain TCP connection until it is closed or reset. An idle connection sees nothing of a
+/// firewall fault (a REJECT or DROP rule only hits new packets), so every `tcp_check` a fresh
+/// connection is opened and closed at once: refused or timed out (after the heartbeat timeout)
+/// means the front is lost.
+fn tcp_session(sh: &Shared, mut s: TcpStream, addr: &str) -> Loss {
+    let check = sh.knobs.tcp_check;
+    let check_timeout = Duration::from_millis(sh.knobs.heartbeat_timeout_ms.unwrap_or(3000));
+    let _ = s.set_read_timeout(check);
+    let mut next_check = check.map(|c| Instant::now() + c);
     let mut buf = [0_u8; 4096];
     loop {
         match s.read(&mut buf) {
             Ok(0) => return Loss::new("eof", "connection closed by the front"),
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted
+                        | io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => {
                 let (r, d) = classify_read_error(&e);
                 return Loss::new(r, d);
@@ -626,6 +647,22 @@ fn tcp_session(sh: &Shared, mut s: TcpStream) -> Loss {
         }
         if sh.stopping() {
             return Loss::new("stopped", "probe stopping");
+        }
+        if let (Some(t), Some(c)) = (next_check, check)
+            && Instant::now() >= t
+        {
+            match connect(addr, check_timeout) {
+                Ok(probe) => {
+                    let _ = probe.shutdown(Shutdown::Both);
+                }
+                Err(loss) => {
+                    if sh.stopping() {
+                        return Loss::new("stopped", "probe stopping");
+                    }
+                    return Loss::new(loss.reason, format!("liveness connect: {}", loss.detail));
+                }
+            }
+            next_check = Some(Instant::now() + c);
         }
     }
 }
@@ -704,7 +741,7 @@ fn front_loop(sh: &Shared, f: Front) {
                 json!({"attempt": n, "connect_ms": round3(connect_ms), "addr": addr}),
             );
             n = 0;
-            tcp_session(sh, stream)
+            tcp_session(sh, stream, &addr)
         };
         sh.set_stream(f, None);
         if sh.stopping() {
@@ -775,6 +812,8 @@ fn settings(cli: &Cli) -> Result<Settings> {
         max_backoff_ms: ms(v.reconnect_max_backoff_ms),
         max_attempts: ms(v.reconnect_max_attempts),
         heartbeat_timeout_ms: cli.heartbeat_timeout_ms,
+        tcp_check: (cli.tcp_check_interval_ms > 0)
+            .then(|| Duration::from_millis(cli.tcp_check_interval_ms)),
     };
     if cli.heartbeat_timeout_ms == Some(0) {
         return Err(EvidenceError::usage(

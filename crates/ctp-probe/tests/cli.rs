@@ -719,3 +719,63 @@ fn usage_errors_exit_2_and_help_exits_0() {
         .stdout_has("3 (config load failed) -> 2")
         .stdout_has("EXIT STATUS:");
 }
+
+#[test]
+fn tcp_mode_sees_a_refusing_front_through_the_liveness_connect() {
+    let dir = tempfile::tempdir().unwrap();
+    let lt = TcpListener::bind("127.0.0.1:0").unwrap();
+    let lm = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tport = lt.local_addr().unwrap().port();
+    let cfg = write_config(dir.path(), tport, lm.local_addr().unwrap().port(), "");
+    let p = Probe::start(
+        &cfg,
+        dir.path(),
+        &["--mode", "tcp", "--tcp-check-interval-ms", "50"],
+    );
+    let accept = |l: &TcpListener| {
+        l.set_nonblocking(true).unwrap();
+        let mut held = Vec::new();
+        let deadline = Instant::now() + T;
+        while held.is_empty() && Instant::now() < deadline {
+            if let Ok((s, _)) = l.accept() {
+                held.push(s);
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        held
+    };
+    let _t = accept(&lt);
+    let _m = accept(&lm);
+    let healthy = p.wait_state(HealthState::Healthy, 0, "healthy");
+    // The trader front stops listening (new connections refused) but the held connection stays
+    // open and idle: only the liveness connect can see it.
+    let t0 = now_ns();
+    drop(lt);
+    let unhealthy = p.wait_state(
+        HealthState::Unhealthy,
+        healthy,
+        "unhealthy via liveness connect",
+    );
+    assert!(
+        unhealthy - t0 < 2_000_000_000,
+        "{} ms",
+        (unhealthy - t0) / 1_000_000
+    );
+    let ev = p.events();
+    let d = ev
+        .iter()
+        .find(|e| e["kind"] == "probe.disconnect" && e["during"] == "session")
+        .unwrap();
+    assert_eq!(d["front"], "trader");
+    assert_eq!(d["reason"], "connect_refused");
+    assert!(
+        d["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("liveness connect: 127.0.0.1:"),
+        "{d}"
+    );
+    p.signal(Signal::SIGTERM);
+    let (code, _, err) = p.finish();
+    assert_eq!(code, Some(0), "{err}");
+}
