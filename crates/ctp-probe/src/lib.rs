@@ -274,7 +274,12 @@ impl State {
         if self.write_error.is_some() {
             return;
         }
-        if let Err(e) = write_health_line(&mut self.health, &HealthSample { ts_ns, state }) {
+        // Format first, then one write: a reader tailing the log never sees half a line.
+        let mut line = Vec::with_capacity(64);
+        let written = write_health_line(&mut line, &HealthSample { ts_ns, state })
+            .and_then(|()| self.health.write_all(&line))
+            .and_then(|()| self.health.flush());
+        if let Err(e) = written {
             self.write_error = Some(EvidenceError::io("cannot write", "the health log", e));
         }
     }
@@ -768,6 +773,23 @@ struct Settings {
 }
 
 fn settings(cli: &Cli) -> Result<Settings> {
+    if cli.heartbeat_timeout_ms == Some(0) {
+        return Err(EvidenceError::usage(
+            "--heartbeat-timeout-ms must be > 0".to_string(),
+        ));
+    }
+    if cli.health_interval_ms < 100 {
+        cli::warn(&format!(
+            "--health-interval-ms {} floored at 100 (state changes are written at once anyway)",
+            cli.health_interval_ms
+        ));
+    }
+    if cli.health_interval_ms > 86_400_000 {
+        return Err(EvidenceError::usage(format!(
+            "--health-interval-ms must be at most 86400000 (a day), found {}",
+            cli.health_interval_ms
+        )));
+    }
     let cfg = CtpConfig::load(&cli.config)?;
     for w in &cfg.warnings {
         cli::warn(&format!("{}: {w}", cli.config.display()));
@@ -815,17 +837,6 @@ fn settings(cli: &Cli) -> Result<Settings> {
         tcp_check: (cli.tcp_check_interval_ms > 0)
             .then(|| Duration::from_millis(cli.tcp_check_interval_ms)),
     };
-    if cli.heartbeat_timeout_ms == Some(0) {
-        return Err(EvidenceError::usage(
-            "--heartbeat-timeout-ms must be > 0".to_string(),
-        ));
-    }
-    if cli.health_interval_ms < 100 {
-        cli::warn(&format!(
-            "--health-interval-ms {} floored at 100 (state changes are written at once anyway)",
-            cli.health_interval_ms
-        ));
-    }
     let interval = Duration::from_millis(ms(cli.health_interval_ms.max(100)));
     let monitor = u64::try_from(cli.monitor_seconds)
         .ok()
@@ -932,7 +943,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
     let end = if s.one_shot {
         Some(start + s.knobs.connect_timeout)
     } else {
-        s.monitor.map(|d| start + d)
+        // A monitor period too long to represent is forever.
+        s.monitor.and_then(|d| start.checked_add(d))
     };
     let mut next_tick = start + s.interval;
     let cause = loop {

@@ -539,11 +539,20 @@ fn one_shot_check_and_refused_fronts() {
     // Health lines on stdout without --log-file.
     let r = run(
         "/usr/bin/env",
-        &[&envpw, BIN, cfg.to_str().unwrap(), "--monitor-seconds", "0"],
+        &[
+            &envpw,
+            BIN,
+            cfg.to_str().unwrap(),
+            "--monitor-seconds",
+            "0",
+            "--health-interval-ms",
+            "10",
+        ],
         None,
         None,
     );
     r.code(0)
+        .stderr_has("--health-interval-ms 10 floored at 100")
         .stderr_has("one-shot check")
         .stderr_has("stopped (one_shot_healthy)");
     let h: Vec<HealthSample> = HealthLogReader::new(r.stdout.as_bytes(), "-")
@@ -711,6 +720,25 @@ fn usage_errors_exit_2_and_help_exits_0() {
         .stderr_has("invalid value 'ctp' for '--mode");
     let r = run(BIN, &["x.yaml", "--monitor-seconds", "soon"], None, None);
     r.code(2).stdout_is("").stderr_has("--monitor-seconds");
+    // Checked before the config is read.
+    let r = run(
+        BIN,
+        &["/nonexistent.yaml", "--health-interval-ms", "90000000"],
+        None,
+        None,
+    );
+    r.code(2).stdout_is("").stderr_is(
+        "ctp-probe: error: --health-interval-ms must be at most 86400000 (a day), found 90000000\n",
+    );
+    let r = run(
+        BIN,
+        &["/nonexistent.yaml", "--heartbeat-timeout-ms", "0"],
+        None,
+        None,
+    );
+    r.code(2)
+        .stdout_is("")
+        .stderr_is("ctp-probe: error: --heartbeat-timeout-ms must be > 0\n");
     let r = run(BIN, &["--help"], None, None);
     r.code(0)
         .stderr_is("")
