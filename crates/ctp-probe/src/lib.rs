@@ -44,9 +44,11 @@ HEALTH: healthy = both fronts connected (and, in sim mode, logged in). A line is
 on every state change, with ts_ns taken when the change was seen, and every --health-interval-ms.
 A loss is seen at once on EOF or RST, and after --heartbeat-timeout-ms without any message from
 the front (sim mode) or when a fresh connect every --tcp-check-interval-ms fails (tcp mode: a
-firewall fault does not touch an idle connection). Reconnect: attempt 1 at once, then reconnect_initial_backoff_ms doubling to
-reconnect_max_backoff_ms; it never gives up while monitoring (after reconnect_max_attempts, where
-the C++ gateway gives up for good, it logs probe.exhausted and keeps trying at the max backoff).
+firewall fault does not touch an idle connection). Reconnect: attempt 1 at once, then
+reconnect_initial_backoff_ms doubling to reconnect_max_backoff_ms; it never gives up while
+monitoring (after reconnect_max_attempts, where the C++ gateway gives up for good, it logs
+probe.exhausted and keeps trying at the max backoff). No market data is subscribed
+(CTP_SIM_INSTRUMENT is ignored).
 
 EXIT STATUS of the probe: 0 the monitor period ended (or SIGTERM, the normal way for a drill
 orchestrator to stop it) and the fronts were healthy at least once; 1 they never were (connect
