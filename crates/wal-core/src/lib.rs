@@ -12,3 +12,18 @@ pub mod replay;
 
 pub use line::{Ack, RawEvent, Status, WalLine};
 pub use replay::{ReplayOptions, ReplaySummary, Replayer, scan_lines};
+
+/// The keys of `wal_recovery_result.env` that the original contract requires, in its order (the
+/// order wal-drill writes them and wal-verify checks them).
+pub const EVIDENCE_KEYS: [&str; 10] = [
+    "drill_id",
+    "release_version",
+    "wal_path",
+    "failure_start_utc",
+    "recovery_complete_utc",
+    "rto_seconds",
+    "rpo_events",
+    "operator",
+    "result",
+    "notes",
+];

@@ -46,19 +46,6 @@ EXAMPLE:
 
 ";
 
-/// The original's ten keys, in order.
-pub const REQUIRED_KEYS: [&str; 10] = [
-    "drill_id",
-    "release_version",
-    "wal_path",
-    "failure_start_utc",
-    "recovery_complete_utc",
-    "rto_seconds",
-    "rpo_events",
-    "operator",
-    "result",
-    "notes",
-];
 
 /// Run a real WAL crash-recovery drill and write its evidence.
 #[derive(Debug, Parser)]

@@ -28,19 +28,6 @@ EXAMPLE:
 
 ";
 
-/// The original's required keys, in its check order.
-pub const REQUIRED_KEYS: [&str; 10] = [
-    "drill_id",
-    "release_version",
-    "wal_path",
-    "failure_start_utc",
-    "recovery_complete_utc",
-    "rto_seconds",
-    "rpo_events",
-    "operator",
-    "result",
-    "notes",
-];
 
 /// Verify WAL recovery evidence (`wal_recovery_result.env`).
 #[derive(Debug, Parser)]
@@ -65,7 +52,7 @@ fn non_empty<'a>(doc: &'a EnvDoc, key: &str) -> Option<&'a str> {
 #[must_use]
 pub fn check(doc: &EnvDoc, max_rto: f64, max_rpo: u64, allow_dry_run: bool) -> Verdict {
     let mut v = Verdict::new(doc.source());
-    v.require_keys(doc, &REQUIRED_KEYS);
+    v.require_keys(doc, &wal_core::EVIDENCE_KEYS);
 
     let start = non_empty(doc, "failure_start_utc").and_then(|_| v.utc(doc, "failure_start_utc"));
     let end =
