@@ -1,4 +1,5 @@
 //! demo-service: /health with its version, --fail-health, the release folder's marker, usage.
+#![allow(clippy::unwrap_used, reason = "test helpers panic on unexpected state")]
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};

@@ -1,5 +1,6 @@
 //! rollback-drill: real drills of the demo service (health failure and kill), a command-driven
 //! service, an undetected failure, dry run, usage and bad config.
+#![allow(clippy::unwrap_used, reason = "test helpers panic on unexpected state")]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

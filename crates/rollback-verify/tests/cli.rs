@@ -1,4 +1,5 @@
 //! rollback-verify: one fixture per rejection, plus pass, dry-run, stdin, JSON and usage cases.
+#![allow(clippy::unwrap_used, reason = "test helpers panic on unexpected state")]
 
 use test_support::{fixture, run};
 

@@ -1,5 +1,6 @@
 //! rollout-orchestrator: real rollouts against the demo service (via svc-ctl), a hanging step killed
 //! with its children, SIGINT mid-rollout, refusals and bad configs.
+#![allow(clippy::unwrap_used, reason = "test helpers panic on unexpected state")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -286,7 +287,7 @@ fn hanging_step_is_killed_with_its_children() {
 fn sigint_mid_rollout_writes_interrupted_evidence_and_leaves_no_orphans() {
     let site = Site::new();
     let cfg = fx("sigint.yaml");
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args([
             "--env-config",
             &cfg,

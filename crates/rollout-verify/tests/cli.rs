@@ -1,4 +1,5 @@
 //! rollout-verify: one fixture per rejection, the original's dry-run shape, pass, stdin, JSON, usage.
+#![allow(clippy::unwrap_used, reason = "test helpers panic on unexpected state")]
 
 use test_support::{fixture, run};
 

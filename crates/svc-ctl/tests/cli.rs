@@ -1,4 +1,5 @@
 //! svc-ctl: deploy, atomic switch, rollback, kill, fail-health, status, health, stop, usage.
+#![allow(clippy::unwrap_used, reason = "test helpers panic on unexpected state")]
 
 use std::path::Path;
 use std::process::Command;
