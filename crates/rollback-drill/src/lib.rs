@@ -423,6 +423,7 @@ struct Measured {
     detect_detail: String,
     rollback_start_ns: i64,
     rollback_complete_ns: i64,
+    rollback_from: Option<Instant>,
     rollback_seconds: f64,
     rollback_cmd_exit: Option<String>,
     rollback_cmd_seconds: Option<f64>,
@@ -561,8 +562,14 @@ pub fn run(cli: Cli) -> Result<Exit> {
             "fail"
         };
         if m.rollback_start_ns == 0 {
+            // Stopped before any detection: nothing to time.
             m.rollback_start_ns = now_ns();
             m.rollback_complete_ns = m.rollback_start_ns;
+        } else if m.rollback_complete_ns == 0 {
+            // Interrupted during the rollback: time it up to the interruption.
+            let d = m.rollback_from.map_or(Duration::ZERO, |t| t.elapsed());
+            m.rollback_seconds = d.as_secs_f64();
+            m.rollback_complete_ns = m.rollback_start_ns + i64::try_from(d.as_nanos()).unwrap_or(0);
         }
         let mut notes = plan.notes.clone();
         if interrupted {
@@ -775,6 +782,7 @@ fn drill(plan: &Plan, ctx: &Ctx, rd: Option<&RunDir>, m: &mut Measured) -> Resul
         Instant::now()
     };
     m.rollback_start_ns = wall(rollback_from);
+    m.rollback_from = Some(rollback_from);
     let cmd_start = Instant::now();
     let o = ctx.run("rollback", &plan.rollback_cmd, plan.rollback_timeout)?;
     m.rollback_cmd_exit = Some(exit_text(&o));

@@ -284,3 +284,57 @@ fn usage_and_bad_input() {
         .stderr_has("the baseline (v1) could not be put in place: exit 7");
     assert!(!site.path().join("out.env").exists());
 }
+
+#[test]
+fn sigint_during_rollback_writes_interrupted_evidence_and_kills_the_step() {
+    let site = Site::new();
+    let cfg = fixture(env!("CARGO_MANIFEST_DIR"), "hanging_rollback.yaml");
+    let child = Command::new(BIN)
+        .args(["--execute", "--config", &cfg, "--output-file", "out.env"])
+        .current_dir(site.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pidfile = site.path().join("grandchild.pid");
+    test_support::wait_until(
+        Duration::from_secs(30),
+        "the rollback step to start",
+        || std::fs::read_to_string(&pidfile).is_ok_and(|s| s.ends_with('\n')),
+    );
+    let gc: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(out.stdout.is_empty());
+    let ev = site.evidence();
+    assert_contract_order(&ev);
+    assert_eq!(ev.get("result"), Some("interrupted"));
+    assert_eq!(ev.get("health_check_passed"), Some("false"));
+    assert!(ev.get("notes").unwrap().contains("interrupted"));
+    let gone = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+    };
+    test_support::wait_until(Duration::from_secs(10), "the grandchild to die", || {
+        gone(gc)
+    });
+    let r = site.verify();
+    r.code(1)
+        .stderr_has("result must be pass, found \"interrupted\"");
+    assert!(!r.stderr.contains("timestamps_ordered"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("duration_matches_timestamps"),
+        "{}",
+        r.stderr
+    );
+}
