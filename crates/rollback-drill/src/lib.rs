@@ -103,7 +103,7 @@ pub struct Cli {
     /// Stop the service at the end (leave nothing running).
     #[arg(long)]
     pub stop_after: bool,
-    /// Drill id (default: rollback-<UTC time>-<pid>).
+    /// Drill id (default: `rollback-<UTC time>-<pid>`).
     #[arg(long)]
     pub drill_id: Option<String>,
     /// Operator (default: $USER).
