@@ -12,6 +12,8 @@
 //! - [`signals`]: SIGINT/SIGTERM flag, interruptible sleeps and condition waits with deadlines;
 //! - [`lock`]: one drill of a kind at a time;
 //! - [`process`]: shell steps with timeouts, process groups and captured output;
+//! - [`health`]: TCP, HTTP and command health checks retried until a deadline;
+//! - [`supervisor`]: detached processes with pid and log files, stop with SIGTERM then SIGKILL;
 //! - [`verify`]: the verifiers' checks and verdict output.
 #![warn(missing_docs)]
 
@@ -20,12 +22,14 @@ pub mod compat;
 pub mod dotenv;
 pub mod error;
 pub mod exit;
+pub mod health;
 pub mod io;
 pub mod jsonl;
 pub mod lock;
 pub mod process;
 pub mod provenance;
 pub mod signals;
+pub mod supervisor;
 pub mod time;
 pub mod verify;
 

@@ -1,0 +1,118 @@
+//! demo-service: /health with its version, --fail-health, the release folder's marker, usage.
+#![allow(clippy::unwrap_used, reason = "test helpers panic on unexpected state")]
+
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use evidence_core::health::http_get;
+use test_support::{run, wait_until};
+
+const BIN: &str = env!("CARGO_BIN_EXE_demo-service");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Svc(Child, u16);
+
+impl Svc {
+    fn start(args: &[&str]) -> Svc {
+        let port = free_port();
+        let p = port.to_string();
+        let mut a = vec!["--port", p.as_str()];
+        a.extend_from_slice(args);
+        let child = Command::new(BIN)
+            .args(&a)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}/health");
+        wait_until(Duration::from_secs(20), "demo-service to listen", || {
+            http_get(&url, Duration::from_secs(1)).is_ok()
+        });
+        Svc(child, port)
+    }
+    fn get(&self, path: &str) -> (u16, String) {
+        let r = http_get(
+            &format!("http://127.0.0.1:{}{path}", self.1),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        (r.status, r.body)
+    }
+}
+
+impl Drop for Svc {
+    fn drop(&mut self) {
+        let _ = evidence_core::process::stop_child(&mut self.0, Duration::from_secs(2));
+    }
+}
+
+#[test]
+fn health_reports_version() {
+    let s = Svc::start(&["--service-version", "v7"]);
+    assert_eq!(
+        s.get("/health"),
+        (200, "{\"status\":\"ok\",\"version\":\"v7\"}".into())
+    );
+    assert_eq!(s.get("/version"), (200, "v7\n".into()));
+    assert_eq!(s.get("/nope").0, 404);
+}
+
+#[test]
+fn fail_health_flag_and_marker() {
+    let s = Svc::start(&["--service-version", "bad", "--fail-health"]);
+    assert_eq!(
+        s.get("/health"),
+        (503, "{\"status\":\"failing\",\"version\":\"bad\"}".into())
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("VERSION"), "v3\n").unwrap();
+    let d = dir.path().display().to_string();
+    let s = Svc::start(&["--release-dir", &d]);
+    assert_eq!(s.get("/health").0, 200);
+    assert!(s.get("/health").1.contains("\"version\":\"v3\""));
+    std::fs::write(dir.path().join("FAIL_HEALTH"), "x").unwrap();
+    assert_eq!(s.get("/health").0, 503);
+    std::fs::remove_file(dir.path().join("FAIL_HEALTH")).unwrap();
+    assert_eq!(s.get("/health").0, 200);
+}
+
+#[test]
+fn sigterm_stops_it_cleanly() {
+    let mut s = Svc::start(&[]);
+    let st = evidence_core::process::stop_child(&mut s.0, Duration::from_secs(10)).unwrap();
+    assert_eq!(st.code(), Some(0));
+}
+
+#[test]
+fn usage_and_bad_input() {
+    run(BIN, &[], None, None)
+        .code(2)
+        .stdout_is("")
+        .stderr_has("--port <PORT>");
+    run(
+        BIN,
+        &["--port", "0", "--release-dir", "/nonexistent/rel"],
+        None,
+        None,
+    )
+    .code(2)
+    .stderr_has("cannot read /nonexistent/rel/VERSION");
+    run(
+        BIN,
+        &["--port", "0", "--service-version", "a\"b"],
+        None,
+        None,
+    )
+    .code(2)
+    .stderr_is("demo-service: error: bad version \"a\\\"b\"\n");
+}
