@@ -230,9 +230,10 @@ impl Verdict {
         all
     }
 
-    /// Parse an RFC 3339 UTC timestamp key (malformed when bad).
+    /// Parse an RFC 3339 UTC timestamp key (malformed when bad; `None` without a record when the
+    /// key is absent or empty, which [`Verdict::require_keys`] reports).
     pub fn utc(&mut self, doc: &EnvDoc, key: &str) -> Option<UtcTime> {
-        let v = doc.get(key)?;
+        let v = doc.get(key).filter(|v| !v.is_empty())?;
         let t = parse_utc(v);
         if t.is_none() {
             self.malformed(
@@ -246,9 +247,10 @@ impl Verdict {
         t
     }
 
-    /// Parse a finite, non-negative number key (malformed when bad; NaN, inf, negatives rejected).
+    /// Parse a finite, non-negative number key (malformed when bad; NaN, inf, negatives rejected;
+    /// `None` without a record when the key is absent or empty).
     pub fn non_negative(&mut self, doc: &EnvDoc, key: &str) -> Option<f64> {
-        let v = doc.get(key)?;
+        let v = doc.get(key).filter(|v| !v.is_empty())?;
         let x = parse_non_negative_f64(v);
         if x.is_none() {
             self.malformed(
@@ -262,45 +264,49 @@ impl Verdict {
         x
     }
 
-    /// Check `start <= end` (breach when not) and that `seconds_key` agrees with `end - start`
-    /// within the resolution of the three values (breach when not).
+    /// Check `start <= end` and that `seconds_key` agrees with `end - start` within the resolution
+    /// of the three values. Either failure means the evidence contradicts itself: malformed (exit 2),
+    /// not a breach. Also reports bad timestamps and a bad number. Returns the seconds when valid.
     pub fn duration_agrees(
         &mut self,
         doc: &EnvDoc,
         start_key: &str,
         end_key: &str,
         seconds_key: &str,
-    ) {
-        let (Some(start), Some(end)) = (self.utc(doc, start_key), self.utc(doc, end_key)) else {
-            return;
+    ) -> Option<f64> {
+        let start = self.utc(doc, start_key);
+        let end = self.utc(doc, end_key);
+        let secs = self.non_negative(doc, seconds_key);
+        let (Some(start), Some(end)) = (start, end) else {
+            return secs;
         };
         if end.ns < start.ns {
-            self.breach(
+            self.malformed(
                 "timestamps_ordered",
                 format!("{end_key} must be >= {start_key}"),
             );
-            return;
+            return secs;
         }
         self.pass("timestamps_ordered", format!("{start_key} <= {end_key}"));
-        let Some(text) = doc.get(seconds_key) else {
-            return;
+        let (Some(text), Some(value)) = (doc.get(seconds_key), secs) else {
+            return secs;
         };
-        let Some(secs) = self.non_negative(doc, seconds_key) else {
-            return;
-        };
+        #[expect(clippy::cast_precision_loss, reason = "spans far below 2^52 ns")]
         let span_ns = (end.ns - start.ns) as f64;
+        #[expect(clippy::cast_precision_loss, reason = "resolutions are small")]
         let tolerance =
             (start.resolution_ns.max(end.resolution_ns) + decimal_resolution_ns(text)) as f64;
-        let diff = (secs * 1e9 - span_ns).abs();
-        self.expect(
-            "duration_matches_timestamps",
-            diff <= tolerance,
-            format!(
-                "{seconds_key}={text} vs {end_key}-{start_key}={:.6}s (tolerance {:.6}s)",
-                span_ns / 1e9,
-                tolerance / 1e9
-            ),
+        let detail = format!(
+            "{seconds_key}={text} vs {end_key}-{start_key}={:.6}s (tolerance {:.6}s)",
+            span_ns / 1e9,
+            tolerance / 1e9
         );
+        if (value * 1e9 - span_ns).abs() <= tolerance {
+            self.pass("duration_matches_timestamps", detail);
+        } else {
+            self.malformed("duration_matches_timestamps", detail);
+        }
+        secs
     }
 
     /// Reject dry-run evidence unless allowed: reads `dry_run_key` (e.g. `provenance_dry_run` or

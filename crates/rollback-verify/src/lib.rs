@@ -91,16 +91,12 @@ pub fn run(cli: Cli) -> Result<Exit> {
     }
 
     // Timestamps strict and ordered; rollback_seconds finite, >= 0, consistent with them.
-    v.duration_agrees(
+    if let Some(secs) = v.duration_agrees(
         &doc,
         "rollback_start_utc",
         "rollback_complete_utc",
         "rollback_seconds",
-    );
-    if let Some(secs) = doc
-        .get("rollback_seconds")
-        .and_then(evidence_core::dotenv::parse_non_negative_f64)
-    {
+    ) {
         if dry && cli.verify.allow_dry_run {
             v.pass(
                 "rollback_threshold",

@@ -47,14 +47,6 @@ fn breaches_exit_1() {
         ("health_false.env", "health_check_passed must be true"),
         ("result_fail.env", "result must be pass, found \"fail\""),
         (
-            "timestamps_reversed.env",
-            "rollback_complete_utc must be >= rollback_start_utc",
-        ),
-        (
-            "seconds_disagree.env",
-            "duration_matches_timestamps: rollback_seconds=5.000000",
-        ),
-        (
             "target_equals_release.env",
             "rollback_target=v2 equals release_version",
         ),
@@ -96,6 +88,15 @@ fn malformed_exit_2() {
             "health_check_passed must be true/false",
         ),
         ("missing_key.env", "missing required key: notes"),
+        // Evidence that contradicts itself is malformed, not a breach.
+        (
+            "timestamps_reversed.env",
+            "rollback_complete_utc must be >= rollback_start_utc",
+        ),
+        (
+            "seconds_disagree.env",
+            "duration_matches_timestamps: rollback_seconds=5.000000",
+        ),
         ("empty_key.env", "required key operator is empty"),
     ] {
         verify(name, &[]).code(2).stdout_is("").stderr_has(msg);

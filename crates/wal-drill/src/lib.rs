@@ -46,7 +46,6 @@ EXAMPLE:
 
 ";
 
-
 /// Run a real WAL crash-recovery drill and write its evidence.
 #[derive(Debug, Parser)]
 #[command(name = "wal-drill", version, after_help = format!("{AFTER_HELP}{EXIT_STATUS_HELP}"))]

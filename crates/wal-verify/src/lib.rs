@@ -6,7 +6,6 @@
 use clap::{CommandFactory as _, Parser};
 use evidence_core::cli::EXIT_STATUS_HELP;
 use evidence_core::dotenv::{EnvDoc, parse_u64};
-use evidence_core::time::decimal_resolution_ns;
 use evidence_core::verify::{Verdict, VerifyArgs, read_env};
 use evidence_core::{EvidenceError, Exit, Result};
 
@@ -27,7 +26,6 @@ EXAMPLE:
   wal-drill --execute --output-file - | wal-verify --evidence-file - --format json
 
 ";
-
 
 /// Verify WAL recovery evidence (`wal_recovery_result.env`).
 #[derive(Debug, Parser)]
@@ -54,11 +52,12 @@ pub fn check(doc: &EnvDoc, max_rto: f64, max_rpo: u64, allow_dry_run: bool) -> V
     let mut v = Verdict::new(doc.source());
     v.require_keys(doc, &wal_core::EVIDENCE_KEYS);
 
-    let start = non_empty(doc, "failure_start_utc").and_then(|_| v.utc(doc, "failure_start_utc"));
-    let end =
-        non_empty(doc, "recovery_complete_utc").and_then(|_| v.utc(doc, "recovery_complete_utc"));
-    let rto_text = non_empty(doc, "rto_seconds");
-    let rto = rto_text.and_then(|_| v.non_negative(doc, "rto_seconds"));
+    let rto = v.duration_agrees(
+        doc,
+        "failure_start_utc",
+        "recovery_complete_utc",
+        "rto_seconds",
+    );
     let rpo = non_empty(doc, "rpo_events").and_then(|text| {
         let n = parse_u64(text);
         if n.is_none() {
@@ -72,38 +71,6 @@ pub fn check(doc: &EnvDoc, max_rto: f64, max_rpo: u64, allow_dry_run: bool) -> V
         }
         n
     });
-
-    if let (Some(s), Some(e)) = (start, end) {
-        if e.ns < s.ns {
-            v.malformed(
-                "timestamps_ordered",
-                "recovery_complete_utc must be >= failure_start_utc",
-            );
-        } else {
-            v.pass(
-                "timestamps_ordered",
-                "failure_start_utc <= recovery_complete_utc",
-            );
-            if let (Some(secs), Some(text)) = (rto, rto_text) {
-                #[expect(clippy::cast_precision_loss, reason = "spans far below 2^52 ns")]
-                let span_ns = (e.ns - s.ns) as f64;
-                #[expect(clippy::cast_precision_loss, reason = "resolutions are small")]
-                let tolerance =
-                    (s.resolution_ns.max(e.resolution_ns) + decimal_resolution_ns(text)) as f64;
-                let diff = (secs * 1e9 - span_ns).abs();
-                let detail = format!(
-                    "rto_seconds={text} vs recovery_complete_utc-failure_start_utc={:.6}s (tolerance {:.6}s)",
-                    span_ns / 1e9,
-                    tolerance / 1e9
-                );
-                if diff <= tolerance {
-                    v.pass("rto_matches_timestamps", detail);
-                } else {
-                    v.malformed("rto_matches_timestamps", detail);
-                }
-            }
-        }
-    }
 
     if let Some(result) = non_empty(doc, "result") {
         match result.to_ascii_lowercase().as_str() {

@@ -111,7 +111,7 @@ fn rto_contradicting_the_timestamps_is_malformed() {
         .stdout_is("")
         .stderr_is(&failed(
             "rto_disagrees.env",
-            "rto_matches_timestamps",
+            "duration_matches_timestamps",
             "rto_seconds=0.5 vs recovery_complete_utc-failure_start_utc=0.016918s (tolerance 0.100001s)",
         ));
 }
