@@ -51,11 +51,12 @@ impl Cmd {
 /// Quote `s` for a POSIX shell when it holds anything but safe characters.
 #[must_use]
 pub fn quote(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.chars().all(|c| {
-            c.is_ascii_alphanumeric()
-                || matches!(c, '-' | '_' | '.' | '/' | ':' | '%' | '=' | ',' | '+' | '@')
-        });
+    let safe = s == "!"
+        || !s.is_empty()
+            && s.chars().all(|c| {
+                c.is_ascii_alphanumeric()
+                    || matches!(c, '-' | '_' | '.' | '/' | ':' | '%' | '=' | ',' | '+' | '@')
+            });
     if safe {
         s.to_string()
     } else {

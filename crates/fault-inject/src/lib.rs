@@ -863,8 +863,11 @@ fn clear_chain(fw: &Path, drill_id: Option<&str>, print: bool) -> Result<(i64, O
     if found.jumps.is_empty() {
         stopped = now_ns();
     }
-    let left = netfilter::owned(&netfilter::list_rules(fw)?, drill_id);
-    if !left.jumps.is_empty() || !left.chains.is_empty() {
+    let listing = netfilter::list_rules(fw)?;
+    let left = netfilter::owned(&listing, drill_id);
+    // Belt and braces: no line may still name the drill's chains.
+    let named = drill_id.is_some_and(|d| listing.contains(&netfilter::chain_name(d)));
+    if !left.jumps.is_empty() || !left.chains.is_empty() || named {
         return Err(EvidenceError::failed(format!(
             "rules of ours remain after clear ({} jump(s), chain(s) {}): {}",
             left.jumps.len(),

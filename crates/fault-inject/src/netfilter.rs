@@ -1,9 +1,13 @@
 //! The netfilter backend: iptables rules in a chain of our own for disconnects, and a scoped
 //! `tc netem` for latency, jitter and loss.
 //!
-//! Disconnect (`iptables`, legacy or nft): the chain `CTPOPS-<8 hex of sha256(drill id)>` holds,
-//! per port, `-p tcp -d IP --dport P` and `-p tcp -s IP --sport P` with the action (`-j DROP`, or
-//! `-j REJECT --reject-with tcp-reset` in reset mode); `OUTPUT` and `INPUT` jump to it. Every rule,
+//! Disconnect (`iptables`, legacy or nft): two chains per drill, `CTPOPS-<8 hex of sha256(drill
+//! id)>-out` jumped to from `OUTPUT` and holding `-p tcp -d IP --dport P` per port, and `...-in`
+//! jumped to from `INPUT` with `-p tcp -s IP --sport P`, each with the action (`-j DROP`, or `-j
+//! REJECT --reject-with tcp-reset` in reset mode), as the original's `-I OUTPUT`/`-I INPUT` rules
+//! were. In reset mode the rules skip RST segments (`! --tcp-flags RST RST`): the RST a REJECT
+//! sends back to the local socket comes "from" the front and would otherwise be eaten by the other
+//! direction's rule, turning the reset into a silent drop (as the original's rules did). Every rule,
 //! jumps included, carries `-m comment --comment ctp-ops:<drill id>`. The fault takes effect when
 //! the jumps are inserted; removing it removes the jumps, then flushes and deletes the chain. A
 //! clear lists the rules (`iptables -S`) and removes only jumps to `CTPOPS-*` chains and those
@@ -34,10 +38,17 @@ pub const NETEM_HANDLE: &str = "c7f1:";
 /// The band our filters select.
 pub const NETEM_BAND: &str = "c7f0:2";
 
-/// The chain of a drill.
+/// The chain base name of a drill; its chains are `<base>-out` and `<base>-in`.
 #[must_use]
 pub fn chain_name(drill_id: &str) -> String {
     format!("{CHAIN_PREFIX}{}", &sha256_hex(drill_id.as_bytes())[..8])
+}
+
+/// The drill's chain for a builtin chain (`OUTPUT` → `<base>-out`, `INPUT` → `<base>-in`).
+#[must_use]
+pub fn chain_for(drill_id: &str, builtin: &str) -> String {
+    let dir = if builtin == "OUTPUT" { "out" } else { "in" };
+    format!("{}-{dir}", chain_name(drill_id))
 }
 
 fn comment_args(drill_id: &str) -> [String; 4] {
@@ -61,7 +72,7 @@ fn fw(fw: &Path, args: Vec<String>) -> Cmd {
 fn jump(fw_path: &Path, op: &str, builtin: &str, drill_id: &str) -> Cmd {
     let mut a = vec![op.to_string(), builtin.to_string()];
     a.extend(comment_args(drill_id));
-    a.extend(["-j".into(), chain_name(drill_id)]);
+    a.extend(["-j".into(), chain_for(drill_id, builtin)]);
     fw(fw_path, a)
 }
 
@@ -74,7 +85,6 @@ pub fn disconnect_apply(
     ports: &[u16],
     reset: bool,
 ) -> Vec<Cmd> {
-    let chain = chain_name(drill_id);
     let action: Vec<String> = if reset {
         ["-j", "REJECT", "--reject-with", "tcp-reset"]
             .map(String::from)
@@ -82,9 +92,11 @@ pub fn disconnect_apply(
     } else {
         vec!["-j".into(), "DROP".into()]
     };
-    let mut cmds = vec![fw(fw_path, vec!["-N".into(), chain.clone()])];
-    for p in ports {
-        for (addr, port) in [("-d", "--dport"), ("-s", "--sport")] {
+    let mut cmds = Vec::new();
+    for (builtin, addr, port_flag) in [("OUTPUT", "-d", "--dport"), ("INPUT", "-s", "--sport")] {
+        let chain = chain_for(drill_id, builtin);
+        cmds.push(fw(fw_path, vec!["-N".into(), chain.clone()]));
+        for p in ports {
             let mut a: Vec<String> = vec![
                 "-A".into(),
                 chain.clone(),
@@ -92,9 +104,15 @@ pub fn disconnect_apply(
                 "tcp".into(),
                 addr.into(),
                 ip.into(),
-                port.into(),
+                port_flag.into(),
                 p.to_string(),
             ];
+            if reset {
+                // Let the RSTs our REJECTs send pass the other direction's rule (on the way to
+                // the local socket they are "from" the front): the local side sees a reset, not a
+                // silent drop.
+                a.extend(["!", "--tcp-flags", "RST", "RST"].map(String::from));
+            }
             a.extend(comment_args(drill_id));
             a.extend(action.iter().cloned());
             cmds.push(fw(fw_path, a));
@@ -109,12 +127,14 @@ pub fn disconnect_apply(
 /// clear computes them from the rule listing, see [`clear_rules`]).
 #[must_use]
 pub fn disconnect_clear(fw_path: &Path, drill_id: &str) -> Vec<Cmd> {
-    let chain = chain_name(drill_id);
+    let (out, inp) = (chain_for(drill_id, "OUTPUT"), chain_for(drill_id, "INPUT"));
     vec![
         jump(fw_path, "-D", "OUTPUT", drill_id),
         jump(fw_path, "-D", "INPUT", drill_id),
-        fw(fw_path, vec!["-F".into(), chain.clone()]),
-        fw(fw_path, vec!["-X".into(), chain]),
+        fw(fw_path, vec!["-F".into(), out.clone()]),
+        fw(fw_path, vec!["-F".into(), inp.clone()]),
+        fw(fw_path, vec!["-X".into(), out]),
+        fw(fw_path, vec!["-X".into(), inp]),
     ]
 }
 
@@ -170,8 +190,14 @@ pub struct Owned {
 #[must_use]
 pub fn owned(listing: &str, drill_id: Option<&str>) -> Owned {
     let only = drill_id.map(chain_name);
-    let ours =
-        |chain: &str| chain.starts_with(CHAIN_PREFIX) && only.as_deref().is_none_or(|c| c == chain);
+    let ours = |chain: &str| {
+        chain.starts_with(CHAIN_PREFIX)
+            && only.as_deref().is_none_or(|base| {
+                chain
+                    .strip_prefix(base)
+                    .is_some_and(|rest| rest.is_empty() || rest == "-out" || rest == "-in")
+            })
+    };
     let mut o = Owned::default();
     for line in listing.lines() {
         let w = split_words(line);
@@ -469,6 +495,16 @@ mod tests {
         assert_eq!(cmds[2].display(), format!("iptables -w -F {d1}"));
         assert_eq!(cmds[3].display(), format!("iptables -w -X {d1}"));
         assert!(owned("-P INPUT ACCEPT\n", None).chains.is_empty());
+        // The real layout: <base>-out and <base>-in.
+        let (o1, i1) = (chain_for("d1", "OUTPUT"), chain_for("d1", "INPUT"));
+        let listing = format!(
+            "-N {i1}\n-N {o1}\n-A INPUT -m comment --comment \"ctp-ops:d1\" -j {i1}\n\
+             -A OUTPUT -m comment --comment \"ctp-ops:d1\" -j {o1}\n"
+        );
+        let o = owned(&listing, Some("d1"));
+        assert_eq!(o.chains, vec![i1, o1]);
+        assert_eq!(o.jumps.len(), 2);
+        assert_eq!(owned(&listing, Some("d2")), Owned::default());
     }
 
     #[test]
