@@ -3,6 +3,8 @@
 //! for real inside network namespaces the tests create (root + iptables; otherwise SKIP). Leak
 //! tests: SIGINT, SIGTERM and SIGKILL while a fault is active, for both backends.
 
+#![allow(clippy::unwrap_used, reason = "test helpers panic on setup failures")]
+
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
@@ -1062,6 +1064,10 @@ fn netfilter_disconnect(reset: bool) {
         assert_eq!(ns.try_echo(a).unwrap(), b"ping");
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("events.jsonl");
+        // A connection established before the fault.
+        let mut held = ns.within(move || TcpStream::connect(a).unwrap());
+        held.set_read_timeout(Some(Duration::from_millis(700)))
+            .unwrap();
         let mode = if reset { "reset" } else { "drop" };
         let mut r = ns.fault_inject(
             &fw,
@@ -1087,6 +1093,20 @@ fn netfilter_disconnect(reset: bool) {
         let e = ns.try_echo(a).unwrap_err();
         if reset {
             assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{fw}: {e}");
+        } else {
+            assert!(
+                matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock),
+                "{fw}: {e}"
+            );
+        }
+        // The established connection: reset at its next segment, or silently cut.
+        let mut buf = [0u8; 4];
+        let e = held
+            .write_all(b"ping")
+            .and_then(|()| held.read_exact(&mut buf))
+            .unwrap_err();
+        if reset {
+            assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{fw}: {e}");
         } else {
             assert!(
                 matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock),
