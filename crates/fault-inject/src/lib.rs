@@ -545,10 +545,22 @@ fn prepare(
             let mut client = proxy::connect(&cli.proxy_control)?;
             let pairs = proxy::select_pairs(&mut client, &cli.proxy_pair)?;
             let mut ups = Vec::new();
-            for p in &pairs {
-                ups.extend(proxy::upstream_addrs(p)?);
+            if allow.0.is_empty() {
+                allow.check(&[])?;
             }
-            allow.check(&ups)?;
+            for p in &pairs {
+                let up = proxy::upstream_addrs(p)?;
+                // A pair is a front when the config names either side of it: the front it
+                // forwards to, or the proxy's listen address standing in for that front.
+                let listen_allowed = p
+                    .listen
+                    .parse::<SocketAddr>()
+                    .is_ok_and(|l| allow.allows(l));
+                if !listen_allowed {
+                    allow.check(&up)?;
+                }
+                ups.extend(up);
+            }
             let tag = proxy::tag(drill_id);
             let faults = proxy::faults(
                 shape.scenario,
@@ -739,6 +751,10 @@ fn apply(ctx: &Ctx<'_>, prepared: &mut Prepared) -> Result<i64> {
                     Err(e) => Some(e.to_string()),
                 };
                 let interrupted = signals::interrupted();
+                if let (0, Some(f)) = (i, &failure) {
+                    // Nothing was applied: nothing to roll back.
+                    return Err(EvidenceError::failed(f.clone()));
+                }
                 if failure.is_some() || interrupted {
                     let rolled = rollback(ctx, fw);
                     if let Some(f) = failure {
@@ -917,13 +933,13 @@ fn clear_mode(cli: &Cli) -> Result<Exit> {
     let scenario = Scenario::from(cli.scenario);
     let drill = cli.drill_id.as_deref();
     let mut removed: Vec<String> = Vec::new();
-    say("# clear")?;
     match cli.backend {
         Backend::Netfilter if scenario == Scenario::Disconnect => {
             let fw = cmd::resolve(
                 ("--firewall-cmd", &cli.firewall_cmd),
                 &["iptables", "iptables-nft"],
             )?;
+            say("# clear")?;
             if cli.execute {
                 signals::install()?;
                 let (_, what) = clear_chain(&fw, drill, true)?;
@@ -949,6 +965,7 @@ fn clear_mode(cli: &Cli) -> Result<Exit> {
         }
         Backend::Netfilter => {
             let tc = cmd::resolve(("--tc-cmd", &cli.tc_cmd), &["tc"])?;
+            say("# clear")?;
             if cli.execute {
                 signals::install()?;
                 let (_, what) = clear_netem(&tc, &cli.iface, true)?;
@@ -959,6 +976,7 @@ fn clear_mode(cli: &Cli) -> Result<Exit> {
         }
         Backend::Proxy => {
             let mut client = proxy::connect(&cli.proxy_control)?;
+            say("# clear")?;
             let tag = drill.map(proxy::tag);
             let found = proxy::ours(&mut client, tag.as_deref())?;
             let mut tags: Vec<String> = Vec::new();

@@ -880,6 +880,18 @@ fn proxy_refuses_a_pair_whose_upstream_is_not_allowed() {
     ])
     .code(2)
     .stderr_has("--proxy-pair nope: no such pair (the proxy has: front)");
+    // The proxy's listen address standing in for a front is allowed too.
+    fi(&[
+        "plan",
+        "--backend",
+        "proxy",
+        "--proxy-control",
+        p.sock().to_str().unwrap(),
+        "--allow-target",
+        &p.listen.to_string(),
+    ])
+    .code(0)
+    .stderr_is("");
     fi(&[
         "plan",
         "--backend",
