@@ -679,8 +679,24 @@ fn tell(line: &str) {
 fn execute_run(ctx: &Ctx<'_>, mut prepared: Prepared) -> Result<Exit> {
     let cli = ctx.cli;
     signals::install()?;
-    if let Prepared::Netem { tc, .. } = &prepared {
-        netfilter::probe_kernel(tc)?;
+    // Preflight before anything is started: can we list (and so later remove) what we add?
+    match &prepared {
+        Prepared::Disconnect { fw, .. } => {
+            netfilter::list_rules(fw)?;
+        }
+        Prepared::Netem { tc, .. } => {
+            netfilter::probe_kernel(tc)?;
+            if netfilter::netem_present(tc, &cli.iface)? {
+                return Err(EvidenceError::failed(format!(
+                    "{} already has our qdisc {} (another drill running, or a leftover: fault-inject clear --scenario {} --iface {} --execute)",
+                    cli.iface,
+                    netfilter::ROOT_HANDLE,
+                    ctx.shape.scenario,
+                    cli.iface
+                )));
+            }
+        }
+        Prepared::Proxy { .. } => {}
     }
     let mut reaper = match &prepared {
         Prepared::Disconnect { .. } | Prepared::Netem { .. } => Some(spawn_reaper(ctx, &prepared)?),
@@ -1170,7 +1186,10 @@ fn reap(cli: &Cli) -> Result<Exit> {
     } else if !removed.is_empty() {
         cli::warn(&format!("reaper of drill {drill}: {}", removed.join("; ")));
     }
-    second?;
+    if let Err(e) = second {
+        cli::warn(&format!("reaper of drill {drill}: {e}"));
+        return Ok(Exit::BadInput);
+    }
     Ok(Exit::Pass)
 }
 
