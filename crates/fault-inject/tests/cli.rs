@@ -1395,3 +1395,54 @@ fn netfilter_netem_or_a_clear_kernel_error() {
     let (_, qd, _) = ns.output(&["tc", "qdisc", "show", "dev", "lo"]);
     assert!(!qd.contains("c7f0:"), "{qd}");
 }
+
+#[test]
+fn netfilter_partial_apply_is_rolled_back() {
+    let Some(fws) = netfilter_setup("netfilter_partial_apply") else {
+        return;
+    };
+    let fw = fws[0].as_str();
+    let ns = Ns::new().unwrap();
+    let a = ns.echo_server();
+    // An iptables that fails the last apply command (the INPUT jump) and is real otherwise.
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("iptables");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ \"$2\" = -I ] && [ \"$3\" = INPUT ]; then echo 'simulated failure' >&2; exit 1; fi\nexec {fw} \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log = dir.path().join("events.jsonl");
+    let o = ns
+        .cmd(&[
+            BIN,
+            "run",
+            "--firewall-cmd",
+            wrapper.to_str().unwrap(),
+            "--target-ip",
+            "127.0.0.1",
+            "--ports",
+            &a.port().to_string(),
+            "--allow-target",
+            "127.0.0.1",
+            "--drill-id",
+            "partial",
+            "--event-log-file",
+            log.to_str().unwrap(),
+            "--execute",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("simulated failure)") && stderr.contains("; partial apply rolled back\n"),
+        "{stderr}"
+    );
+    assert!(ns.ours(fw).is_empty(), "{:?}", ns.ours(fw));
+    assert!(!log.exists(), "no event for a fault that never took effect");
+    assert_eq!(ns.try_echo(a).unwrap(), b"ping");
+}
