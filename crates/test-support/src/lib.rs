@@ -149,9 +149,11 @@ pub fn have_command(name: &str) -> bool {
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
 }
 
-/// Print a skip reason on stderr (shown by the test runner) — call it, then `return`.
+/// Print a skip reason on stderr — call it, then `return`. Written to the stderr handle directly,
+/// not through `eprintln!`, so the test harness does not capture it: a skip is always visible in
+/// `cargo test` output, never silent.
 pub fn skip(test: &str, reason: &str) {
-    eprintln!("SKIP {test}: {reason}");
+    let _ = writeln!(std::io::stderr(), "SKIP {test}: {reason}");
 }
 
 /// Absolute path of a fixture under the calling crate's `tests/fixtures/`.
