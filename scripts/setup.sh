@@ -8,6 +8,7 @@ need=()
 # Add an entry when a test or drill needs a command from a Debian package.
 declare -A pkgs=(
   [ip]=iproute2
+  [iptables]=iptables
 )
 if [ "${1:-}" = bench ]; then pkgs[hyperfine]=hyperfine; fi
 for cmd in "${!pkgs[@]}"; do
