@@ -623,7 +623,6 @@ struct Drill<'a> {
     steps: Vec<Step>,
     drill_id: String,
     run_dir: PathBuf,
-    execute: bool,
     target_ip: String,
     ports: String,
     password_env: Option<(String, String)>,
@@ -786,7 +785,8 @@ impl Drill<'_> {
         if step.sub_second() {
             v.push("--hold-interruptible".into());
         }
-        if self.execute {
+        // As the original: `--execute` follows --execute-faults (a --dry-run shows it too).
+        if self.cli.execute_faults {
             v.push("--execute".into());
         }
         v
@@ -962,7 +962,6 @@ pub fn run(cli: Cli) -> Result<Exit> {
         steps,
         drill_id,
         run_dir,
-        execute,
         target_ip,
         ports,
         password_env,

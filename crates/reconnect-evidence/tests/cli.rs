@@ -514,3 +514,112 @@ fn usage_errors_exit_2() {
         .stdout_has("--execute-faults")
         .stdout_has("EXIT STATUS");
 }
+
+#[test]
+fn real_config_outside_a_session_plans_netfilter_on_its_fronts() {
+    const T: &str = "real_config_outside_a_session_plans_netfilter_on_its_fronts";
+    if tools_or_skip(T).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = outputs(dir.path());
+    let cfg = fixture(env!("CARGO_MANIFEST_DIR"), "simnow.yaml");
+    // 2026-03-14 (a Saturday) 12:00 Beijing time: no session.
+    let r = run(
+        BIN,
+        &args(
+            &out,
+            &[
+                "--config",
+                &cfg,
+                "--at",
+                "2026-03-14T12:00:00+08:00",
+                "--scenarios",
+                "disconnect",
+                "--use-sudo",
+                "--execute-faults",
+                "--dry-run",
+            ],
+        ),
+        None,
+        None,
+    );
+    r.code(0)
+        .stderr_has("session guard: no trading session within 15 min of 2026-03-14T12:00:00+08:00")
+        .stderr_has("dry run: nothing started, nothing injected, no file written (--dry-run)");
+    let fault = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("/fault-inject run "))
+        .unwrap();
+    assert!(fault.starts_with("$ sudo -n /"), "{fault}");
+    assert!(
+        fault.contains("--target-ip 182.254.243.31 --ports 40001,40011 --disconnect-mode reset"),
+        "{fault}"
+    );
+    assert!(fault.contains("--backend netfilter"), "{fault}");
+    assert!(fault.ends_with(" --execute"), "{fault}");
+    assert!(!r.stdout.contains("ctp-front-sim"), "{}", r.stdout);
+    assert!(!dir.path().join("runtime").exists());
+}
+
+#[test]
+fn a_failing_injector_or_a_dead_probe_fails_the_drill_and_stops_everything() {
+    const T: &str = "a_failing_injector_or_a_dead_probe_fails_the_drill_and_stops_everything";
+    if tools_or_skip(T).is_none() {
+        return;
+    }
+    let cfg = local();
+    for (extra, msg, id) in [
+        (
+            ["--fault-script", "/bin/false"],
+            "command failed (exit 1): /bin/false run --scenario disconnect",
+            "fail-inject",
+        ),
+        (
+            ["--probe-bin", "/bin/true"],
+            "probe exited early (exit 0)",
+            "fail-probe",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = outputs(dir.path());
+        let r = run(
+            BIN,
+            &args(
+                &out,
+                &[
+                    "--config",
+                    &cfg,
+                    "--execute-faults",
+                    "--skip-preflight",
+                    "--scenarios",
+                    "disconnect",
+                    "--hold-ms",
+                    "300",
+                    "--health-interval-ms",
+                    "100",
+                    "--settle-ms",
+                    "200",
+                    "--drill-id",
+                    id,
+                    extra[0],
+                    extra[1],
+                ],
+            ),
+            None,
+            None,
+        );
+        r.code(2).stderr_has(msg).stderr_has("preflight skipped");
+        assert!(!r.stdout.contains("report generated"), "{}", r.stdout);
+        let run_dir = dir.path().join("runtime/reconnect").join(id);
+        let drill: Value =
+            serde_json::from_str(&std::fs::read_to_string(run_dir.join("drill.json")).unwrap())
+                .unwrap();
+        assert_eq!(drill["result"], "failed");
+        for k in drill["children"].as_array().unwrap() {
+            assert!(!alive(k["pid"].as_i64().unwrap()), "{k} still runs");
+        }
+        assert!(!dir.path().join("results").exists());
+    }
+}
