@@ -123,8 +123,8 @@ fn value_name<T: ValueEnum>(v: T) -> String {
 #[command(version, after_help = format!("{AFTER_HELP}\n\n{EXIT_STATUS_HELP}"))]
 pub struct Cli {
     /// The platform's own probe, run as `<probe> <config> --monitor-seconds N
-    /// --health-interval-ms M` with its output in the probe log [default: ctp-probe next to this
-    /// program, which also writes JSONL events].
+    /// --health-interval-ms M`; its stdout is the probe log, its stderr goes to probe.err in the
+    /// run folder [default: ctp-probe next to this program, which also writes JSONL events].
     #[arg(long, value_name = "PATH")]
     pub probe_bin: Option<PathBuf>,
     /// CTP config.
@@ -1475,11 +1475,11 @@ fn start_probe(r: &mut Running<'_>) -> Result<()> {
         c.stdout(log_file(r, "probe.out")?)
             .stderr(log_file(r, "probe.err")?);
     } else {
-        let f = log_file(r, "probe.log")?;
-        let f2 = f
-            .try_clone()
-            .map_err(|e| EvidenceError::io("cannot open", r.d.p("probe.log"), e))?;
-        c.stdout(f).stderr(f2);
+        // Its [health] lines (stdout) are the probe log; its messages (stderr) go to probe.err:
+        // the original merged both, but a message that mentions "[health]" would then be read
+        // as a malformed health line.
+        c.stdout(log_file(r, "probe.log")?)
+            .stderr(log_file(r, "probe.err")?);
         let lib = s(&r.d.cli.ctp_lib_dir);
         let ld = match std::env::var("LD_LIBRARY_PATH") {
             Ok(old) if !old.is_empty() => format!("{lib}:{old}"),
