@@ -10,6 +10,7 @@
 //! exit status is the drill's verdict. Every run has a fresh folder (`<runtime>/reconnect/<id>/`).
 
 pub mod children;
+pub mod crosscheck;
 pub mod health;
 pub mod scenario;
 
@@ -662,7 +663,7 @@ impl Drill<'_> {
         vec![
             s(&self.tools.sim),
             "--host".into(),
-            self.a.trader.host.replace("localhost", "127.0.0.1"),
+            self.target_ip.clone(),
             "--trader-port".into(),
             trader_port.to_string(),
             "--market-port".into(),
@@ -920,7 +921,13 @@ pub fn run(cli: Cli) -> Result<Exit> {
 
     // Fault targets: the fronts (the simulator's address when local).
     let (target_ip, ports) = if a.local {
-        ("127.0.0.1".to_string(), String::new())
+        // The simulator listens on the trader front's loopback address (IPv4; else 127.0.0.1).
+        let ip = a
+            .trader
+            .host
+            .parse::<std::net::Ipv4Addr>()
+            .map_or_else(|_| "127.0.0.1".to_string(), |ip| ip.to_string());
+        (ip, String::new())
     } else {
         let ip = cli
             .target_ip
@@ -1059,6 +1066,7 @@ struct StepResult {
     apply_ts_ns: Option<i64>,
     clear_ts_ns: Option<i64>,
     healthy_again_ts_ns: Option<i64>,
+    sim_login_ts_ns: Option<i64>,
     unhealthy_seen: bool,
     settled: bool,
     waited_ms: u64,
@@ -1078,6 +1086,9 @@ impl StepResult {
             "clear_effective_ts_ns": self.clear_ts_ns,
             "unhealthy_seen": self.unhealthy_seen,
             "healthy_again_ts_ns": self.healthy_again_ts_ns,
+            "sim_login_ts_ns": self.sim_login_ts_ns,
+            "sim_agreement_ms": self.healthy_again_ts_ns.zip(self.sim_login_ts_ns)
+                .map(|(h, s)| (h - s) as f64 / 1e6),
             "settled": self.settled,
             "recovery_wait_ms": self.waited_ms,
         })
@@ -1709,16 +1720,30 @@ fn run_step(r: &mut Running<'_>, step: &Step) -> Result<StepResult> {
         Settled::No => (None, false),
     };
     let unhealthy_seen = unhealthy_before || apply.is_some_and(|a| r.tail.unhealthy_seen_since(a));
+    // Local drill with ctp-probe: the recovery moment against the simulator's login log.
+    let sim_login = healthy_again
+        .filter(|t| r.d.a.local && r.d.tools.ours && unhealthy_seen && *t > clear_ts)
+        .and_then(|t| {
+            crosscheck::sim_login_moment(
+                &r.d.p("probe_events.jsonl"),
+                &r.d.p("sim_events.jsonl"),
+                t,
+            )
+        });
     match healthy_again {
         Some(t) => cli::info(&format!(
-            "{}: cleared; probe {} and healthy again {:.3} s after the clear",
+            "{}: cleared; probe {} and healthy again {:.3} s after the clear{}",
             step.scenario,
             if unhealthy_seen {
                 "went unhealthy"
             } else {
                 "never went unhealthy"
             },
-            (t - clear_ts) as f64 / 1e9
+            (t - clear_ts) as f64 / 1e9,
+            sim_login.map_or_else(String::new, |s| format!(
+                " (healthy line minus the simulator's login_ok: {:+.3} ms)",
+                (t - s) as f64 / 1e6
+            ))
         )),
         None => cli::info(&format!(
             "{}: cleared; probe not healthy again within {} s",
@@ -1732,6 +1757,7 @@ fn run_step(r: &mut Running<'_>, step: &Step) -> Result<StepResult> {
         apply_ts_ns: apply,
         clear_ts_ns: clear,
         healthy_again_ts_ns: healthy_again,
+        sim_login_ts_ns: sim_login,
         unhealthy_seen,
         settled: ok,
         waited_ms,

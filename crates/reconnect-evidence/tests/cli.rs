@@ -233,6 +233,8 @@ fn drill_on_the_embedded_defaults_agrees_with_the_simulator_log() {
         assert!(back >= clear, "{s}");
         if s["unhealthy_seen"] == true && back > clear {
             let truth = sim_login_moment(&probe, &sim, back);
+            // The drill's own cross-check found the same logins.
+            assert_eq!(s["sim_login_ts_ns"].as_i64(), Some(truth), "{s}");
             let diff = back - truth;
             eprintln!(
                 "{name}: recovery {:.3} ms after the clear (drill), simulator login {:.3} ms: diff {:.3} ms",
