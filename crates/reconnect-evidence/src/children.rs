@@ -26,6 +26,7 @@ pub struct Children {
     running: Vec<Running>,
     records: Vec<Value>,
     pids_file: Option<PathBuf>,
+    reaper: Option<u32>,
 }
 
 /// How a child ended, for messages: `exit 0`, `signal 9`.
@@ -47,6 +48,7 @@ impl Children {
             running: Vec::new(),
             records: Vec::new(),
             pids_file,
+            reaper: None,
         }
     }
 
@@ -77,8 +79,10 @@ impl Children {
 
     fn save(&self) {
         if let Some(p) = &self.pids_file {
-            let doc =
-                json!({"kind": "reconnect.pids", "ts_ns": now_ns(), "children": self.records});
+            let doc = json!({
+                "kind": "reconnect.pids", "ts_ns": now_ns(), "reaper_pid": self.reaper,
+                "children": self.records,
+            });
             let mut text = doc.to_string();
             text.push('\n');
             // Best effort: the pids are a convenience for operators and tests.
@@ -88,6 +92,12 @@ impl Children {
 
     fn index(&self, name: &str) -> Option<usize> {
         self.running.iter().rposition(|r| r.name == name)
+    }
+
+    /// Record the pid of the children's reaper (see [`crate::reaper`]).
+    pub fn set_reaper(&mut self, pid: u32) {
+        self.reaper = Some(pid);
+        self.save();
     }
 
     /// The pid of the running child `name`.

@@ -12,6 +12,7 @@
 pub mod children;
 pub mod crosscheck;
 pub mod health;
+pub mod reaper;
 pub mod scenario;
 
 use std::fs::File;
@@ -315,6 +316,12 @@ pub struct Cli {
     /// slo-report --no-fail: exit 0 even when the SLO is missed.
     #[arg(long)]
     pub no_fail: bool,
+    /// (internal) run as the children's reaper of the drill with this pid.
+    #[arg(long, hide = true, requires = "reap_pids")]
+    pub reap_parent: Option<i32>,
+    /// (internal) the reaper's pids file.
+    #[arg(long, hide = true)]
+    pub reap_pids: Option<PathBuf>,
 }
 
 #[cfg(test)]
@@ -878,6 +885,9 @@ impl Drill<'_> {
 /// Bad flags or config, a refusal, a failed preflight, a child that could not run or died: exit
 /// 2; SIGINT/SIGTERM: 130 after everything started was stopped.
 pub fn run(cli: Cli) -> Result<Exit> {
+    if let (Some(parent), Some(pids)) = (cli.reap_parent, &cli.reap_pids) {
+        return reaper::run(parent, pids);
+    }
     let overrides = Overrides {
         hold_ms: cli.hold_ms,
         delay_ms: cli.delay_ms,
@@ -1143,6 +1153,8 @@ fn execute_drill(d: Drill<'_>) -> Result<Exit> {
         d.run_dir.display()
     ));
     let pids = d.p("pids.json");
+    // Should this process die without stopping its children (SIGKILL), the reaper does.
+    let reaper = reaper::spawn(&pids)?;
     let tail = HealthTail::new(d.p("probe.log"));
     let mut r = Running {
         d,
@@ -1155,6 +1167,7 @@ fn execute_drill(d: Drill<'_>) -> Result<Exit> {
         preflight: None,
         probe_status: None,
     };
+    r.kids.set_reaper(reaper.id());
     let outcome = drive(&mut r);
     // A fault still in place goes first (fault-inject clears it on SIGTERM), then the probe (its
     // final line), then the proxy and the simulator.
@@ -1163,6 +1176,7 @@ fn execute_drill(d: Drill<'_>) -> Result<Exit> {
         r.probe_status = Some(describe(&st));
     }
     r.kids.stop_all();
+    reaper::stop(reaper);
     prov.finish();
     let result = match &outcome {
         Ok(()) => "completed",

@@ -702,3 +702,62 @@ fn a_platform_probe_gets_the_original_invocation_and_its_output_is_the_probe_log
     assert!(err.contains("ctp-probe: watching trader"), "{err}");
     assert_eq!(drill["scenarios"][0]["unhealthy_seen"], true, "{drill}");
 }
+
+#[test]
+fn sigkill_of_the_drill_leaves_no_child_behind() {
+    const T: &str = "sigkill_of_the_drill_leaves_no_child_behind";
+    if tools_or_skip(T).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = outputs(dir.path());
+    let cfg = local();
+    let argv = args(
+        &out,
+        &[
+            "--config",
+            &cfg,
+            "--execute-faults",
+            "--scenarios",
+            "disconnect",
+            "--hold-ms",
+            "30000",
+            "--health-interval-ms",
+            "100",
+            "--settle-ms",
+            "200",
+            "--drill-id",
+            "kill-1",
+        ],
+    );
+    let mut child = Command::new(BIN)
+        .args(&argv)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run_dir = dir.path().join("runtime/reconnect/kill-1");
+    let events = run_dir.join("fault_events.jsonl");
+    wait_until(Duration::from_secs(60), "the fault to be applied", || {
+        std::fs::read_to_string(&events).is_ok_and(|t| t.contains("\"phase\": \"apply\""))
+    });
+    child.kill().unwrap();
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let pids: Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("pids.json")).unwrap()).unwrap();
+    let reaper = pids["reaper_pid"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{pids}\n{stderr}"));
+    let kids = pids["children"].as_array().unwrap();
+    assert_eq!(kids.len(), 4, "{pids}");
+    wait_until(
+        Duration::from_secs(60),
+        "the reaper to stop every child",
+        || kids.iter().all(|k| !alive(k["pid"].as_i64().unwrap())) && !alive(reaper),
+    );
+    // fault-inject was stopped first and cleared its fault.
+    let ev = std::fs::read_to_string(&events).unwrap();
+    assert!(ev.contains("\"phase\": \"clear\""), "{ev}\n{stderr}");
+}
