@@ -290,6 +290,14 @@ fn drill_on_the_embedded_defaults_agrees_with_the_simulator_log() {
     }
     assert_eq!(rows, 5, "{csv}");
     assert!(compared >= 2, "{csv}");
+    if !csv
+        .lines()
+        .any(|l| l.starts_with("1,disconnect,recovered,"))
+    {
+        eprintln!(
+            "NOTE: slo-report did not count the disconnect window: fault-inject records the apply at the last pair's fault, after the probe saw the first pair's RST"
+        );
+    }
 
     // Compat copies are this drill's files, and nothing started is left running.
     assert_eq!(
