@@ -1,5 +1,5 @@
 # SOP 3: reconnect SLO report, on the evidence of the latest reconnect drill (runtime/).
-# Not in DRILLS yet: the reconnect drill (reconnect-evidence) will add it once it produces the inputs.
+# In DRILLS after reconnect-drill (mk/reconnect.mk), which produces its inputs.
 SLO_EVENTS ?= $(RUNTIME)/fault_events.jsonl
 SLO_PROBE_LOG ?= $(RUNTIME)/reconnect_probe.log
 SLO_TARGET_P99_SEC ?= 10

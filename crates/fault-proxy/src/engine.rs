@@ -417,6 +417,10 @@ impl Proxy {
             expires_at: None,
         });
         inner.recompute_masks(&t);
+        // The fault acts from here on (new connections are refused; then the open ones are
+        // reset): take the time before the RSTs, so that a client that sees its RST at once
+        // never logs the loss before the moment the fault is recorded as taking effect.
+        let ts = now_ns();
         let mut reset_n = 0;
         if matches!(fault, Fault::Reset { .. }) {
             let conns: Vec<Arc<Conn>> = lock(&p.conns).values().cloned().collect();
@@ -427,7 +431,6 @@ impl Proxy {
                 }
             }
         }
-        let ts = now_ns();
         let ttl = ttl_ms.map(Duration::from_millis);
         let expires_ts_ns =
             ttl.map(|d| ts.saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)));
