@@ -920,7 +920,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         st.health_line(ts);
     }
     cli::info(&format!(
-        "watching trader {} and market {} (mode {mode}, {}, [health] every {} ms)",
+        "watching trader {} and market {} (mode {mode}, {}, health line every {} ms)",
         s.addrs[0],
         s.addrs[1],
         match s.monitor {

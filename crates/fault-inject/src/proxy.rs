@@ -165,16 +165,20 @@ pub fn clear_request(tag: &str) -> Request {
 }
 
 /// Send the apply requests, all or nothing: on a refusal, what was applied is cleared. Returns the
-/// moment the last fault took effect (the proxy's own timestamp).
+/// moment the FIRST fault took effect (the proxy's own timestamp): from then on a client may already
+/// see the fault (a reset on one pair is visible before the next pair is faulted), so that is when
+/// the fault window opens. A clear, by contrast, is complete when the last fault is gone.
 ///
 /// # Errors
 /// A refusal or a broken socket (after the rollback).
 pub fn apply(client: &mut Client, reqs: &[Request], tag: &str) -> Result<i64> {
-    let mut effective = 0;
+    let mut effective: Option<i64> = None;
     for r in reqs {
         let out = client.request(r);
         match out {
-            Ok(resp) if resp.ok => effective = effective.max(resp.ts_ns),
+            Ok(resp) if resp.ok => {
+                effective = Some(effective.map_or(resp.ts_ns, |e| e.min(resp.ts_ns)));
+            }
             other => {
                 let msg = match other {
                     Ok(resp) => resp.error.unwrap_or_default(),
@@ -187,7 +191,7 @@ pub fn apply(client: &mut Client, reqs: &[Request], tag: &str) -> Result<i64> {
             }
         }
     }
-    Ok(effective)
+    Ok(effective.unwrap_or(0))
 }
 
 /// Our faults now active (tag `ctp-ops:*`, or exactly `tag`).
