@@ -154,12 +154,17 @@ pub fn run(cli: Cli) -> Result<Exit> {
             v.utc(&doc, "provenance_started_utc"),
             v.utc(&doc, "provenance_finished_utc"),
         );
-        if let (Some(a), Some(b)) = (a, b) {
-            v.expect(
+        match (a, b) {
+            (Some(a), Some(b)) if a.ns <= b.ns => v.pass(
                 "provenance_times_ordered",
-                a.ns <= b.ns,
                 "provenance_started_utc <= provenance_finished_utc",
-            );
+            ),
+            // Evidence contradicting itself is malformed, not a breach.
+            (Some(_), Some(_)) => v.malformed(
+                "provenance_times_ordered",
+                "provenance_finished_utc is before provenance_started_utc",
+            ),
+            _ => {}
         }
     }
     v.emit(cli.verify.format)

@@ -98,6 +98,10 @@ fn malformed_exit_2() {
             "duration_matches_timestamps: rollback_seconds=5.000000",
         ),
         ("empty_key.env", "required key operator is empty"),
+        (
+            "provenance_reversed.env",
+            "provenance_times_ordered: provenance_finished_utc is before provenance_started_utc",
+        ),
     ] {
         verify(name, &[]).code(2).stdout_is("").stderr_has(msg);
     }
