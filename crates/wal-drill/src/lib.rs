@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use clap::{CommandFactory as _, Parser, ValueEnum};
+use clap::{CommandFactory as _, Parser};
 use evidence_core::cli::{EXIT_STATUS_HELP, info, warn};
 use evidence_core::dotenv::EnvWriter;
 use evidence_core::io::Output;
@@ -22,7 +22,7 @@ use evidence_core::provenance::{KeyCase, Provenance};
 use evidence_core::time::{Stopwatch, format_seconds, format_utc, now_ns};
 use evidence_core::{EvidenceError, Exit, Result, signals};
 use nix::sys::signal::Signal;
-use wal_core::{Ack, ReplayOptions, Replayer};
+use wal_core::{Ack, Durability, ReplayOptions, Replayer};
 
 const AFTER_HELP: &str = "\
 WHAT IT DOES (with --execute; without it, it prints the plan and writes nothing):
@@ -122,27 +122,6 @@ pub struct Cli {
     /// Really run the drill (default: print the plan and write nothing).
     #[arg(long)]
     pub execute: bool,
-}
-
-/// Durability policy of the writer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Durability {
-    /// fdatasync after every event.
-    Fsync,
-    /// fdatasync per batch.
-    Batch,
-    /// user-space buffer, no fsync.
-    None,
-}
-
-impl Durability {
-    fn name(self) -> &'static str {
-        match self {
-            Durability::Fsync => "fsync",
-            Durability::Batch => "batch",
-            Durability::None => "none",
-        }
-    }
 }
 
 /// A command to run: our bundled binary with arguments, or a user's shell string.
