@@ -233,6 +233,23 @@ fn a_second_drill_on_a_locked_wal_is_refused() {
 }
 
 #[test]
+fn a_wal_no_drill_has_used_is_not_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("wal/runtime_events.wal");
+    std::fs::create_dir_all(wal.parent().unwrap()).unwrap();
+    let engine_line = "{\"seq\":0,\"kind\":\"order\",\"ts_ns\":1,\"client_order_id\":\"c\",\"status\":0,\"filled_volume\":0}\n";
+    std::fs::write(&wal, engine_line).unwrap();
+    let (r, doc) = drill(dir.path(), &["--kill-after-ms", "10"]);
+    r.code(2).stdout_is("").stderr_is(&format!(
+        "wal-drill: error: {} holds data and no WAL drill has used it (no {}.drill.lock); the drill removes --wal-path at every run, so give it a scratch path, or remove the file yourself\n",
+        wal.display(),
+        wal.display()
+    ));
+    assert!(doc.is_none());
+    assert_eq!(std::fs::read_to_string(&wal).unwrap(), engine_line);
+}
+
+#[test]
 fn failed_recovery_is_a_failed_drill_and_custom_commands_get_wal_path() {
     let dir = tempfile::tempdir().unwrap();
     let writer = format!(
