@@ -161,3 +161,18 @@ fn status_of_an_empty_folder_and_errors() {
         .stderr_has("unknown field \"colour\"");
     s.svc(&["frobnicate"]).code(2).stdout_is("");
 }
+
+#[test]
+fn a_port_taken_by_another_process_is_not_mistaken_for_the_release() {
+    let s = Site::new();
+    // Something else listens on the port: it accepts connections, but it is not our release.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = other.local_addr().unwrap().port().to_string();
+    let r = s.svc(&["deploy", "--release", "v1", "--port", &port]);
+    r.code(2)
+        .stdout_is("")
+        .stderr_has("svc-ctl: error: release v1 exited right after start (see ");
+    s.svc(&["status", "--field", "running"])
+        .code(0)
+        .stdout_is("false\n");
+}
