@@ -224,8 +224,17 @@ pub fn resume_point(path: &Path) -> Result<ResumePoint> {
             }
         }
     }
+    let next_seq = match summary.last_seq {
+        None => 0,
+        Some(s) => s.checked_add(1).ok_or_else(|| {
+            EvidenceError::failed(format!(
+                "{}: its largest seq is {s}: no seq is left to resume at",
+                path.display()
+            ))
+        })?,
+    };
     Ok(ResumePoint {
-        next_seq: summary.last_seq.map_or(0, |s| s + 1),
+        next_seq,
         unterminated_bytes: unterminated,
     })
 }
