@@ -28,8 +28,10 @@ fn measured_evidence_passes() {
 #[test]
 fn original_hand_written_shape_passes() {
     // Whole-second timestamps (resolution 1 s) agree with 0.110 s; no provenance block.
+    let f = fx("original_shape.env");
     verify("original_shape.env", &["--max-rollback-seconds", "180"])
         .code(0)
+        .stdout_is(&format!("verification passed: {f}\n"))
         .stderr_is("");
 }
 

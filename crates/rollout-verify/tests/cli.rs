@@ -25,7 +25,11 @@ fn executed_rollouts_pass() {
             .stdout_is(&format!("verification passed: {f}\n"))
             .stderr_is("");
     }
-    verify("no_fault_step.env", &[]).code(0).stderr_is("");
+    let f = fx("no_fault_step.env");
+    verify("no_fault_step.env", &[])
+        .code(0)
+        .stdout_is(&format!("verification passed: {f}\n"))
+        .stderr_is("");
 }
 
 #[test]
