@@ -270,11 +270,14 @@ fn hanging_step_is_killed_with_its_children() {
     let ev = site.evidence();
     assert_eq!(ev.get("ROLLOUT_TOTAL_STEPS"), Some("1"));
     assert_eq!(ev.get("STEP_1_STATUS"), Some("failed"));
-    assert!(
-        ev.get("STEP_1_DETAIL")
-            .unwrap()
-            .starts_with("timed out after 1.")
-    );
+    // Killed at its 1 s timeout; how much later it was reaped depends on the machine's load.
+    let detail = ev.get("STEP_1_DETAIL").unwrap();
+    let secs: f64 = detail
+        .strip_prefix("timed out after ")
+        .and_then(|d| d.strip_suffix('s'))
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("STEP_1_DETAIL={detail}"));
+    assert!((1.0..30.0).contains(&secs), "STEP_1_DETAIL={detail}");
     assert_eq!(ev.get("STEP_1_TIMEOUT_SECONDS"), Some("1.000"));
     assert_eq!(ev.get("ROLLOUT_ROLLBACK_RAN"), Some("false"));
     let gc = read_pid(&site.path().join("grandchild.pid"));
