@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use evidence_core::dotenv::EnvDoc;
@@ -12,31 +11,9 @@ use test_support::{fixture, run, wait_until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rollout-orchestrator");
 
+/// demo-service, svc-ctl, rollout-verify live next to this binary; build them once if needed.
 fn bin_dir() -> PathBuf {
-    Path::new(BIN).parent().unwrap().to_path_buf()
-}
-
-/// svc-ctl, demo-service and rollout-verify live next to this binary; `cargo test -p` alone does
-/// not build them, so build them once (a no-op when they are current).
-fn ensure_siblings() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let st = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-q",
-                "-p",
-                "demo-service",
-                "-p",
-                "svc-ctl",
-                "-p",
-                "rollout-verify",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo build");
-        assert!(st.success(), "cannot build the sibling binaries");
-    });
+    test_support::build_siblings(BIN, &["demo-service", "svc-ctl", "rollout-verify"])
 }
 
 fn sibling(name: &str) -> String {
@@ -54,7 +31,7 @@ struct Site {
 
 impl Site {
     fn new() -> Site {
-        ensure_siblings();
+        bin_dir();
         Site {
             dir: tempfile::tempdir().unwrap(),
         }

@@ -2,31 +2,17 @@
 #![allow(clippy::unwrap_used, reason = "test helpers panic on unexpected state")]
 
 use std::path::Path;
-use std::process::Command;
-use std::sync::Once;
 use std::time::Duration;
 
 use test_support::run;
 
 const BIN: &str = env!("CARGO_BIN_EXE_svc-ctl");
 
-fn ensure_demo_service() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "demo-service"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo build");
-        assert!(st.success());
-    });
-}
-
 struct Site(tempfile::TempDir);
 
 impl Site {
     fn new() -> Site {
-        ensure_demo_service();
+        test_support::build_siblings(BIN, &["demo-service"]);
         Site(tempfile::tempdir().unwrap())
     }
     fn path(&self) -> &Path {
