@@ -31,15 +31,10 @@ const KEYS: [&str; 10] = [
     "notes",
 ];
 
-/// The bundled writer and replay must sit next to wal-drill (`cargo test --workspace` builds them).
+/// The bundled writer and replay sit next to wal-drill (built once if `cargo test -p wal-drill`
+/// alone did not build them).
 fn sibling(name: &str) -> PathBuf {
-    let p = Path::new(BIN).with_file_name(name);
-    assert!(
-        p.is_file(),
-        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build --workspace --bins` first)",
-        p.display()
-    );
-    p
+    test_support::build_siblings(BIN, &["wal-writer", "wal-replay"]).join(name)
 }
 
 fn drill(dir: &Path, extra: &[&str]) -> (Run, Option<EnvDoc>) {
