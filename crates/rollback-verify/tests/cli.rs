@@ -66,6 +66,29 @@ fn breaches_exit_1() {
 }
 
 #[test]
+fn result_dry_run_without_provenance_is_a_dry_run() {
+    let text: String = std::fs::read_to_string(fx("dry_run.env"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("provenance_"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    run(BIN, &["--evidence-file", "-"], Some(&text), None)
+        .code(1)
+        .stdout_is("")
+        .stderr_has("rollback-verify: error: verification failed: -: dry_run: result=dry_run: evidence from a dry run proves nothing");
+    run(
+        BIN,
+        &["--evidence-file", "-", "--allow-dry-run"],
+        Some(&text),
+        None,
+    )
+    .code(0)
+    .stdout_is("verification passed: -\n")
+    .stderr_is("");
+}
+
+#[test]
 fn dry_run_accepted_when_allowed() {
     verify("dry_run.env", &["--allow-dry-run"])
         .code(0)
