@@ -195,7 +195,7 @@ fn missing_rollback_command_is_refused_before_anything_runs() {
         .code(2)
         .stdout_is("")
         .stderr_is(&format!(
-            "rollout-orchestrator: error: {cfg}:0: rollback_cmd: expected a command for step rollback (--execute refuses to record a step that runs nothing), found no command\n"
+            "rollout-orchestrator: error: {cfg}: rollback_cmd: expected a command for step rollback (--execute refuses to record a step that runs nothing), found no command\n"
         ));
     assert!(!site.path().join("precheck-ran").exists());
     assert!(!site.path().join("out.env").exists());
@@ -356,7 +356,7 @@ fn bad_configs_exit_2_naming_file_and_field() {
         .code(2)
         .stdout_is("")
         .stderr_is(&format!(
-            "rollout-orchestrator: error: {cfg}:0: steps.deploy.timeout_seconds: expected a number of seconds > 0, found -1\n"
+            "rollout-orchestrator: error: {cfg}: steps.deploy.timeout_seconds: expected a number of seconds > 0, found -1\n"
         ));
     let cfg = fx("bad_unknown_key.yaml");
     site.orchestrate("bad_unknown_key.yaml", &[])
