@@ -6,7 +6,7 @@
 
 rollback-drill: build
 	$(BIN)/rollback-drill --execute --failure health --stop-after \
-	  --run-dir $(RUNTIME)/deploy/drill --operator $(OPERATOR) \
+	  --run-dir $(RUNTIME)/deploy/drill --operator "$(OPERATOR)" \
 	  --lock-file $(RUNTIME)/locks/rollback-drill.lock \
 	  --output-file $(RESULTS)/deploy_rollback_result.env
 	$(BIN)/rollback-verify --evidence-file $(RESULTS)/deploy_rollback_result.env --max-rollback-seconds 180
@@ -24,7 +24,7 @@ rollout-sim rollout-staging: rollout-%: build
 	$(BIN)/svc-ctl --run-dir runtime/deploy/$* deploy --release v1 --wait-healthy 10 >/dev/null
 	status=0; $(BIN)/rollout-orchestrator \
 	  --env-config configs/deploy/environments/$*.yaml --execute --inject-fault \
-	  --operator $(OPERATOR) --lock-dir $(RUNTIME)/locks \
+	  --operator "$(OPERATOR)" --lock-dir $(RUNTIME)/locks \
 	  --output-file $(ROLLOUT_OUT_$*) || status=$$?; \
 	  $(BIN)/svc-ctl --run-dir runtime/deploy/$* stop; exit $$status
 	$(BIN)/rollout-verify --evidence-file $(ROLLOUT_OUT_$*) --require-fault-step

@@ -1,6 +1,7 @@
 //! demo-service: /health with its version, --fail-health, the release folder's marker, usage.
 #![allow(clippy::unwrap_used, reason = "test helpers panic on unexpected state")]
 
+use std::io::{BufRead as _, BufReader};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -10,35 +11,45 @@ use test_support::{run, wait_until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_demo-service");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Svc(Child, u16);
 
 impl Svc {
+    /// Start it on `--port 0` (the kernel picks a free port; no pick-then-bind race with other
+    /// tests) and learn the port from its `listening on 127.0.0.1:<port>` line on stderr.
     fn start(args: &[&str]) -> Svc {
-        let port = free_port();
-        let p = port.to_string();
-        let mut a = vec!["--port", p.as_str()];
+        let mut a = vec!["--port", "0"];
         a.extend_from_slice(args);
-        let child = Command::new(BIN)
+        let mut child = Command::new(BIN)
             .args(&a)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .process_group(0)
             .spawn()
             .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Keep draining stderr so the service never blocks on a full pipe.
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let first = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("demo-service printed nothing within 20 s");
+        let port: u16 = first
+            .strip_prefix("demo-service: listening on 127.0.0.1:")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first stderr line: {first:?}"));
+        let s = Svc(child, port);
         let url = format!("http://127.0.0.1:{port}/health");
-        wait_until(Duration::from_secs(20), "demo-service to listen", || {
+        wait_until(Duration::from_secs(20), "demo-service to answer", || {
             http_get(&url, Duration::from_secs(1)).is_ok()
         });
-        Svc(child, port)
+        s
     }
     fn get(&self, path: &str) -> (u16, String) {
         let r = http_get(

@@ -39,7 +39,7 @@ impl RollbackEvidence {
     #[must_use]
     pub fn render(&self) -> String {
         let mut w = EnvWriter::new();
-        w.comment("deploy rollback drill evidence (rollback-drill); contract: docs/formats.md");
+        w.comment("deploy rollback drill evidence (rollback-drill); contract: docs/templates/DEPLOY_ROLLBACK_RESULT.md");
         for (k, v) in KEYS.iter().zip(&self.head) {
             w.push(*k, v);
         }

@@ -286,6 +286,11 @@ impl RunDir {
         ];
         let sup = self.supervisor();
         let r = sup.start(&bin, &args, &[], &v)?;
+        // Ready when the port accepts connections AND our process says it listens there: another
+        // process on the port (the recorded port was free when chosen, not reserved) must not
+        // pass for the release we started.
+        let ours = format!("listening on 127.0.0.1:{port} ");
+        let pid = format!(" pid={}", r.pid);
         let end = Instant::now() + wait;
         loop {
             if TcpStream::connect_timeout(
@@ -293,6 +298,10 @@ impl RunDir {
                 Duration::from_millis(200),
             )
             .is_ok()
+                && fs::read_to_string(sup.log_file()).is_ok_and(|log| {
+                    log.lines()
+                        .any(|l| l.contains(&ours) && l.trim_end().ends_with(&pid))
+                })
             {
                 return Ok(r);
             }

@@ -19,7 +19,7 @@ pub enum EvidenceError {
         source: std::io::Error,
     },
     /// A record or line of an input is malformed.
-    #[error("{source_label}:{line}: {field}: expected {expected}, found {found}")]
+    #[error("{source_label}{}: {field}: expected {expected}, found {found}", line_suffix(*line))]
     Parse {
         /// File path or `-`.
         source_label: String,
@@ -41,6 +41,15 @@ pub enum EvidenceError {
     /// Interrupted by SIGINT or SIGTERM; cleanup has run.
     #[error("interrupted")]
     Interrupted,
+}
+
+/// `:<line>`, or nothing for line 0 (an error not tied to a line: `file: field: ...`).
+fn line_suffix(line: usize) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!(":{line}")
+    }
 }
 
 impl EvidenceError {
@@ -151,6 +160,12 @@ mod tests {
         );
         assert_eq!(e.exit(), Exit::BadInput);
         assert_eq!(EvidenceError::Interrupted.exit(), Exit::Interrupted);
+        // Not tied to a line: no `:0`.
+        let e = EvidenceError::parse("x.yaml", 0, "rollback_cmd", "a command", "no command");
+        assert_eq!(
+            e.to_string(),
+            "x.yaml: rollback_cmd: expected a command, found no command"
+        );
     }
 
     #[test]

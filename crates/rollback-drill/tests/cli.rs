@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Once;
 use std::time::Duration;
 
 use deploy_core::rollback::KEYS;
@@ -13,30 +12,9 @@ use test_support::{fixture, run};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rollback-drill");
 
+/// demo-service, svc-ctl, rollback-verify live next to this binary; build them once if needed.
 fn bin_dir() -> PathBuf {
-    Path::new(BIN).parent().unwrap().to_path_buf()
-}
-
-/// svc-ctl, demo-service and rollback-verify live next to this binary; build them once.
-fn ensure_siblings() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let st = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-q",
-                "-p",
-                "demo-service",
-                "-p",
-                "svc-ctl",
-                "-p",
-                "rollback-verify",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo build");
-        assert!(st.success(), "cannot build the sibling binaries");
-    });
+    test_support::build_siblings(BIN, &["demo-service", "svc-ctl", "rollback-verify"])
 }
 
 fn sibling(name: &str) -> String {
@@ -49,7 +27,7 @@ struct Site {
 
 impl Site {
     fn new() -> Site {
-        ensure_siblings();
+        bin_dir();
         Site {
             dir: tempfile::tempdir().unwrap(),
         }

@@ -46,24 +46,19 @@ pub fn run(cli: Cli) -> Result<Exit> {
     let get = |k: &str| doc.get(k).unwrap_or_default();
     let line = |k: &str| doc.line_of(k);
 
-    // Dry run: the provenance flag or result=dry_run.
+    // Dry run: the provenance flag (checked when present) or result=dry_run.
     let result = get("result").to_ascii_lowercase();
-    let dry = if doc.get("provenance_dry_run").is_some() {
+    let prov_dry = doc.get("provenance_dry_run");
+    if prov_dry.is_some() {
         v.dry_run(&doc, "provenance_dry_run", cli.verify.allow_dry_run);
-        doc.get("provenance_dry_run")
-            .and_then(parse_bool)
-            .unwrap_or(false)
-            || result == "dry_run"
-    } else {
-        result == "dry_run"
-    };
-    if result == "dry_run" && doc.get("provenance_dry_run").is_none() {
+    } else if result == "dry_run" {
         if cli.verify.allow_dry_run {
             v.pass("dry_run", "result=dry_run (allowed)");
         } else {
             v.breach("dry_run", "result=dry_run: evidence from a dry run proves nothing (use --allow-dry-run to accept it)");
         }
     }
+    let dry = prov_dry.and_then(parse_bool).unwrap_or(false) || result == "dry_run";
 
     let platform = get("platform");
     if PLATFORMS.iter().any(|p| p.eq_ignore_ascii_case(platform)) {
@@ -154,12 +149,17 @@ pub fn run(cli: Cli) -> Result<Exit> {
             v.utc(&doc, "provenance_started_utc"),
             v.utc(&doc, "provenance_finished_utc"),
         );
-        if let (Some(a), Some(b)) = (a, b) {
-            v.expect(
+        match (a, b) {
+            (Some(a), Some(b)) if a.ns <= b.ns => v.pass(
                 "provenance_times_ordered",
-                a.ns <= b.ns,
                 "provenance_started_utc <= provenance_finished_utc",
-            );
+            ),
+            // Evidence contradicting itself is malformed, not a breach.
+            (Some(_), Some(_)) => v.malformed(
+                "provenance_times_ordered",
+                "provenance_finished_utc is before provenance_started_utc",
+            ),
+            _ => {}
         }
     }
     v.emit(cli.verify.format)

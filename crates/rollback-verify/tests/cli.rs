@@ -28,8 +28,10 @@ fn measured_evidence_passes() {
 #[test]
 fn original_hand_written_shape_passes() {
     // Whole-second timestamps (resolution 1 s) agree with 0.110 s; no provenance block.
+    let f = fx("original_shape.env");
     verify("original_shape.env", &["--max-rollback-seconds", "180"])
         .code(0)
+        .stdout_is(&format!("verification passed: {f}\n"))
         .stderr_is("");
 }
 
@@ -61,6 +63,29 @@ fn breaches_exit_1() {
             r.stderr
         );
     }
+}
+
+#[test]
+fn result_dry_run_without_provenance_is_a_dry_run() {
+    let text: String = std::fs::read_to_string(fx("dry_run.env"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("provenance_"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    run(BIN, &["--evidence-file", "-"], Some(&text), None)
+        .code(1)
+        .stdout_is("")
+        .stderr_has("rollback-verify: error: verification failed: -: dry_run: result=dry_run: evidence from a dry run proves nothing");
+    run(
+        BIN,
+        &["--evidence-file", "-", "--allow-dry-run"],
+        Some(&text),
+        None,
+    )
+    .code(0)
+    .stdout_is("verification passed: -\n")
+    .stderr_is("");
 }
 
 #[test]
@@ -98,6 +123,10 @@ fn malformed_exit_2() {
             "duration_matches_timestamps: rollback_seconds=5.000000",
         ),
         ("empty_key.env", "required key operator is empty"),
+        (
+            "provenance_reversed.env",
+            "provenance_times_ordered: provenance_finished_utc is before provenance_started_utc",
+        ),
     ] {
         verify(name, &[]).code(2).stdout_is("").stderr_has(msg);
     }

@@ -67,9 +67,12 @@ pub fn run(cli: Cli) -> Result<Exit> {
     }
     v.pass("required_keys", "the five ROLLOUT_ head keys are present");
 
-    let dry = bool_key(&mut v, &doc, "ROLLOUT_DRY_RUN");
+    // One check reports a ROLLOUT_DRY_RUN that is not a boolean (and rejects a dry run).
     v.dry_run(&doc, "ROLLOUT_DRY_RUN", allow);
-    let dry = dry.unwrap_or(false);
+    let dry = doc
+        .get("ROLLOUT_DRY_RUN")
+        .and_then(parse_bool)
+        .unwrap_or(false);
     if let Some(p) = doc.get("PROVENANCE_DRY_RUN")
         && parse_bool(p) != Some(dry)
     {
@@ -182,10 +185,12 @@ pub fn run(cli: Cli) -> Result<Exit> {
                     format!("step {i} has a bad STEP_{i}_STARTED_UTC: {t:?}"),
                 ),
                 Some(u) => {
+                    // Steps run one after another: a step that starts before the one before
+                    // it is evidence contradicting itself (malformed), not a failed rollout.
                     if let Some((p, prev)) = last_start
                         && u.ns < prev
                     {
-                        v.breach(
+                        v.malformed(
                             "step_times_ordered",
                             format!("step {i} starts before step {p}"),
                         );
@@ -246,10 +251,13 @@ pub fn run(cli: Cli) -> Result<Exit> {
         doc.get("PROVENANCE_FINISHED_UTC"),
     ) {
         match (parse_utc(a), parse_utc(b)) {
-            (Some(a), Some(b)) => v.expect(
+            (Some(a), Some(b)) if a.ns <= b.ns => v.pass(
                 "provenance_times_ordered",
-                a.ns <= b.ns,
                 "PROVENANCE_STARTED_UTC <= PROVENANCE_FINISHED_UTC",
+            ),
+            (Some(_), Some(_)) => v.malformed(
+                "provenance_times_ordered",
+                "PROVENANCE_FINISHED_UTC is before PROVENANCE_STARTED_UTC",
             ),
             _ => v.malformed(
                 "provenance_times",

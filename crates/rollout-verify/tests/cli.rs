@@ -25,7 +25,11 @@ fn executed_rollouts_pass() {
             .stdout_is(&format!("verification passed: {f}\n"))
             .stderr_is("");
     }
-    verify("no_fault_step.env", &[]).code(0).stderr_is("");
+    let f = fx("no_fault_step.env");
+    verify("no_fault_step.env", &[])
+        .code(0)
+        .stdout_is(&format!("verification passed: {f}\n"))
+        .stderr_is("");
 }
 
 #[test]
@@ -57,11 +61,6 @@ fn breaches_exit_1() {
             "simulated_in_executed.env",
             &[],
             "step 4 (rollback) is simulated_ok in an executed rollout",
-        ),
-        (
-            "step_times_reversed.env",
-            &[],
-            "step 4 starts before step 3",
         ),
         (
             "release_not_restored.env",
@@ -101,10 +100,23 @@ fn malformed_exit_2() {
             "success_with_failed_step.env",
             "ROLLOUT_SUCCESS=true but ROLLOUT_FAILED_STEP=deploy",
         ),
-        ("dry_run_not_bool.env", "ROLLOUT_DRY_RUN must be a boolean"),
+        // Evidence contradicting itself is malformed, not a breach.
+        ("step_times_reversed.env", "step 4 starts before step 3"),
+        (
+            "provenance_reversed.env",
+            "provenance_times_ordered: PROVENANCE_FINISHED_UTC is before PROVENANCE_STARTED_UTC",
+        ),
     ] {
         verify(name, &[]).code(2).stdout_is("").stderr_has(msg);
     }
+    // A bad ROLLOUT_DRY_RUN is reported once.
+    let f = fx("dry_run_not_bool.env");
+    verify("dry_run_not_bool.env", &[])
+        .code(2)
+        .stdout_is("")
+        .stderr_is(&format!(
+            "rollout-verify: error: verification failed: {f}: dry_run: line 2: ROLLOUT_DRY_RUN must be a boolean, found \"maybe\"\n"
+        ));
     let f = fx("duplicate_key.env");
     verify("duplicate_key.env", &[])
         .code(2)

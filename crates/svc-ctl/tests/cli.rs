@@ -2,31 +2,17 @@
 #![allow(clippy::unwrap_used, reason = "test helpers panic on unexpected state")]
 
 use std::path::Path;
-use std::process::Command;
-use std::sync::Once;
 use std::time::Duration;
 
 use test_support::run;
 
 const BIN: &str = env!("CARGO_BIN_EXE_svc-ctl");
 
-fn ensure_demo_service() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "demo-service"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo build");
-        assert!(st.success());
-    });
-}
-
 struct Site(tempfile::TempDir);
 
 impl Site {
     fn new() -> Site {
-        ensure_demo_service();
+        test_support::build_siblings(BIN, &["demo-service"]);
         Site(tempfile::tempdir().unwrap())
     }
     fn path(&self) -> &Path {
@@ -160,4 +146,19 @@ fn status_of_an_empty_folder_and_errors() {
         .code(2)
         .stderr_has("unknown field \"colour\"");
     s.svc(&["frobnicate"]).code(2).stdout_is("");
+}
+
+#[test]
+fn a_port_taken_by_another_process_is_not_mistaken_for_the_release() {
+    let s = Site::new();
+    // Something else listens on the port: it accepts connections, but it is not our release.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = other.local_addr().unwrap().port().to_string();
+    let r = s.svc(&["deploy", "--release", "v1", "--port", &port]);
+    r.code(2)
+        .stdout_is("")
+        .stderr_has("svc-ctl: error: release v1 exited right after start (see ");
+    s.svc(&["status", "--field", "running"])
+        .code(0)
+        .stdout_is("false\n");
 }

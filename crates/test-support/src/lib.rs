@@ -161,3 +161,42 @@ pub fn skip(test: &str, reason: &str) {
 pub fn fixture(manifest_dir: &str, name: &str) -> String {
     format!("{manifest_dir}/tests/fixtures/{name}")
 }
+
+/// Make sure the binaries of `packages` sit next to `bin` (the tool under test,
+/// `env!("CARGO_BIN_EXE_<tool>")`): `cargo test -p <tool>` alone does not build other packages'
+/// binaries. Builds the missing packages once per test process with the cargo that runs the tests,
+/// in `bin`'s profile (a no-op when they are current). Returns the folder of `bin`.
+pub fn build_siblings(bin: &str, packages: &[&str]) -> std::path::PathBuf {
+    use std::sync::Mutex;
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let dir = Path::new(bin)
+        .parent()
+        .expect("a binary path has a folder")
+        .to_path_buf();
+    // Holding the lock while building keeps parallel tests from racing on the same build.
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let todo: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| !built.iter().any(|b| b == p))
+        .collect();
+    if !todo.is_empty() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let mut cmd = Command::new(cargo);
+        // Any folder of the workspace will do for `-p`: this crate's.
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["build", "-q"]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        for p in &todo {
+            cmd.args(["-p", p]);
+        }
+        let st = cmd.status().expect("cannot run cargo build");
+        assert!(st.success(), "cannot build the sibling binaries {todo:?}");
+        built.extend(todo.iter().map(ToString::to_string));
+    }
+    dir
+}

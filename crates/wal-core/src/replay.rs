@@ -372,7 +372,7 @@ impl Replayer {
                 self.s.first_seq = Some(seq);
                 self.s.last_seq = Some(seq);
             }
-            Some(last) if seq == last.wrapping_add(1) => self.s.last_seq = Some(seq),
+            Some(last) if last.checked_add(1) == Some(seq) => self.s.last_seq = Some(seq),
             Some(last) if seq > last => {
                 self.s.gap_count += 1;
                 self.s.missing_seqs += seq - last - 1;
@@ -673,6 +673,19 @@ mod tests {
         assert_eq!(s.duplicates[0], Duplicate { seq: 3, line: 4 });
         assert_eq!(s.torn_tail_bytes, 12);
         assert_eq!((s.lines, s.parse_errors), (4, 0));
+    }
+
+    #[test]
+    fn seq_zero_after_the_largest_seq_is_a_duplicate_not_a_wrap() {
+        let text = format!(
+            "{}\n{}\n",
+            ev(u64::MAX, "c1", 0, 3, 0),
+            ev(0, "c2", 0, 3, 0)
+        );
+        let s = replay(&text);
+        assert_eq!((s.gap_count, s.duplicate_count), (0, 1), "{s:?}");
+        assert_eq!(s.last_seq, Some(u64::MAX));
+        assert!(!s.clean);
     }
 
     #[test]

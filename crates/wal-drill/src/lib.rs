@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use clap::{CommandFactory as _, Parser, ValueEnum};
+use clap::{CommandFactory as _, Parser};
 use evidence_core::cli::{EXIT_STATUS_HELP, info, warn};
 use evidence_core::dotenv::EnvWriter;
 use evidence_core::io::Output;
@@ -22,7 +22,7 @@ use evidence_core::provenance::{KeyCase, Provenance};
 use evidence_core::time::{Stopwatch, format_seconds, format_utc, now_ns};
 use evidence_core::{EvidenceError, Exit, Result, signals};
 use nix::sys::signal::Signal;
-use wal_core::{Ack, ReplayOptions, Replayer};
+use wal_core::{Ack, Durability, ReplayOptions, Replayer};
 
 const AFTER_HELP: &str = "\
 WHAT IT DOES (with --execute; without it, it prints the plan and writes nothing):
@@ -50,7 +50,8 @@ EXAMPLE:
 #[derive(Debug, Parser)]
 #[command(name = "wal-drill", version, after_help = format!("{AFTER_HELP}{EXIT_STATUS_HELP}"))]
 pub struct Cli {
-    /// Scratch WAL of the drill: removed and recreated at the start of every run.
+    /// Scratch WAL of the drill: removed and recreated at the start of every run (a non-empty file
+    /// that no drill has used, i.e. without `<wal>.drill.lock` beside it, is refused).
     #[arg(
         long,
         value_name = "PATH",
@@ -122,27 +123,6 @@ pub struct Cli {
     /// Really run the drill (default: print the plan and write nothing).
     #[arg(long)]
     pub execute: bool,
-}
-
-/// Durability policy of the writer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Durability {
-    /// fdatasync after every event.
-    Fsync,
-    /// fdatasync per batch.
-    Batch,
-    /// user-space buffer, no fsync.
-    None,
-}
-
-impl Durability {
-    fn name(self) -> &'static str {
-        match self {
-            Durability::Fsync => "fsync",
-            Durability::Batch => "batch",
-            Durability::None => "none",
-        }
-    }
 }
 
 /// A command to run: our bundled binary with arguments, or a user's shell string.
@@ -311,6 +291,21 @@ fn lock_path(wal: &Path) -> PathBuf {
     wal.with_file_name(name)
 }
 
+/// The drill removes `--wal-path` at every run. Refuse a non-empty file there that no drill has
+/// used (no lock file next to it): it may be a real engine's WAL given by mistake.
+fn refuse_foreign_wal(wal: &Path) -> Result<()> {
+    let lock = lock_path(wal);
+    let holds_data = std::fs::metadata(wal).is_ok_and(|m| m.len() > 0);
+    if holds_data && !lock.exists() {
+        return Err(EvidenceError::usage(format!(
+            "{} holds data and no WAL drill has used it (no {}); the drill removes --wal-path at every run, so give it a scratch path, or remove the file yourself",
+            wal.display(),
+            lock.display()
+        )));
+    }
+    Ok(())
+}
+
 fn kill_window(cli: &Cli) -> String {
     cli.kill_after_ms.map_or_else(
         || "at a random moment 100-1000 ms after its start".to_string(),
@@ -359,6 +354,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             return Err(EvidenceError::failed(msg));
         }
     }
+    refuse_foreign_wal(&cli.wal_path)?;
     signals::install()?;
     let _lock = LockFile::acquire(&lock_path(&cli.wal_path), "WAL drill")?;
     let mut prov = Provenance::start(

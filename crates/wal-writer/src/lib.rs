@@ -7,11 +7,11 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use clap::{CommandFactory as _, Parser, ValueEnum};
+use clap::{CommandFactory as _, Parser};
 use evidence_core::cli::{EXIT_STATUS_HELP, info};
 use evidence_core::time::now_ns;
 use evidence_core::{EvidenceError, Exit, Result, signals};
-use wal_core::{Ack, ReplayOptions, Replayer, Status, WalLine};
+use wal_core::{Ack, Durability, ReplayOptions, Replayer, Status, WalLine};
 
 const AFTER_HELP: &str = "\
 DURABILITY (when an event is acknowledged on stdout):
@@ -61,29 +61,6 @@ pub struct Cli {
     /// Seed of the order generator (default: from the clock).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-}
-
-/// The durability policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Durability {
-    /// fdatasync after every event.
-    Fsync,
-    /// fdatasync every `--batch-events` events or `--batch-ms` ms.
-    Batch,
-    /// A user-space buffer written when full, never synced.
-    None,
-}
-
-impl Durability {
-    /// The flag value.
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Durability::Fsync => "fsync",
-            Durability::Batch => "batch",
-            Durability::None => "none",
-        }
-    }
 }
 
 const ACCOUNTS: [&str; 3] = ["sim-account-1", "sim-account-2", "sim-account-3"];
@@ -247,8 +224,17 @@ pub fn resume_point(path: &Path) -> Result<ResumePoint> {
             }
         }
     }
+    let next_seq = match summary.last_seq {
+        None => 0,
+        Some(s) => s.checked_add(1).ok_or_else(|| {
+            EvidenceError::failed(format!(
+                "{}: its largest seq is {s}: no seq is left to resume at",
+                path.display()
+            ))
+        })?,
+    };
     Ok(ResumePoint {
-        next_seq: summary.last_seq.map_or(0, |s| s + 1),
+        next_seq,
         unterminated_bytes: unterminated,
     })
 }

@@ -220,4 +220,18 @@ fn usage_errors_exit_2() {
     .code(2)
     .stdout_is("")
     .stderr_has("wal-writer: error: ");
+    // A WAL at the largest seq cannot be resumed: an error, not an overflow.
+    let full = format!(
+        "{{\"seq\":{},\"kind\":\"order\",\"ts_ns\":1,\"client_order_id\":\"c\",\"status\":0,\"filled_volume\":0}}\n",
+        u64::MAX
+    );
+    std::fs::write(&wal, &full).unwrap();
+    run(BIN, &["--wal-path", w, "--events", "1"], None, None)
+        .code(2)
+        .stdout_is("")
+        .stderr_is(&format!(
+            "wal-writer: error: {w}: its largest seq is {}: no seq is left to resume at\n",
+            u64::MAX
+        ));
+    assert_eq!(std::fs::read_to_string(&wal).unwrap(), full);
 }
