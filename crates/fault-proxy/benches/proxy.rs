@@ -10,7 +10,11 @@
 //!   sink has read the last byte. Target ≥ 1 GB/s (10^9 bytes/s) through the proxy.
 //!
 //! `BENCH_NO_SPLICE=1` makes the proxy copy through a buffer instead of splice(2) (comparison).
-//! `BENCH_PROXY_BIN` runs another fault-proxy binary instead of this build's (A/B comparisons).
+//! `BENCH_PROXY_BIN` runs another fault-proxy binary instead of this build's (A/B comparisons);
+//! `BENCH_PROXY_ARGS` adds arguments to its command line (e.g. `--spin-us 0`).
+//!
+//! Also reports the proxy's CPU time (user + system) during the round trips, while the two
+//! connections sit idle for a second afterwards, and during the proxied stream.
 //!
 //! Prints a human summary and one JSON line (`kind":"bench.fault_proxy"`). Exit 1 when a target is
 //! missed.
@@ -154,6 +158,7 @@ fn main() {
     let roundtrips = usize::try_from(env_u64("BENCH_ROUNDTRIPS", 20_000)).unwrap();
     let bytes = env_u64("BENCH_BYTES", 2 << 30);
     let no_splice = env_u64("BENCH_NO_SPLICE", 0) == 1;
+    let extra_args = std::env::var("BENCH_PROXY_ARGS").unwrap_or_default();
     let load_before = loadavg();
     let echo = echo_server();
     let (sink, sink_rx) = sink_server();
@@ -167,6 +172,7 @@ fn main() {
         .arg("--control")
         .arg(dir.join("ctl.sock"))
         .args(no_splice.then_some("--no-splice"))
+        .args(extra_args.split_whitespace())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -196,6 +202,7 @@ fn main() {
     let mut warm = Vec::new();
     rtt_block(&mut direct, BLOCK, &mut warm);
     rtt_block(&mut proxied, BLOCK, &mut warm);
+    let cpu_rtt0 = cpu_seconds(child.id());
     let mut done = 0;
     while done < roundtrips {
         let n = BLOCK.min(roundtrips - done);
@@ -203,6 +210,12 @@ fn main() {
         rtt_block(&mut proxied, n, &mut p);
         done += n;
     }
+    let cpu_rtt = cpu_seconds(child.id()) - cpu_rtt0;
+    // Idle: both connections open, no traffic (the spin must stop right after the traffic).
+    std::thread::sleep(Duration::from_millis(100));
+    let cpu_idle0 = cpu_seconds(child.id());
+    std::thread::sleep(Duration::from_secs(1));
+    let cpu_idle = cpu_seconds(child.id()) - cpu_idle0;
     d.sort_unstable();
     p.sort_unstable();
     let (d50, d99, p50, p99) = (pct(&d, 50.0), pct(&d, 99.0), pct(&p, 50.0), pct(&p, 99.0));
@@ -246,7 +259,9 @@ fn main() {
         bytes as f64 / f64::from(1u32 << 30),
         verdict(okt)
     );
-    println!("  proxy CPU during the proxied stream: {proxy_cpu:.2} s");
+    println!(
+        "  proxy CPU: round trips {cpu_rtt:.2} s, 1 s idle with 2 open connections {cpu_idle:.2} s, proxied stream {proxy_cpu:.2} s"
+    );
     println!("  proxy exit status: {status}");
     let json = serde_json::json!({
         "kind": "bench.fault_proxy",
@@ -260,6 +275,9 @@ fn main() {
         "stream_bytes": bytes,
         "direct_gb_per_s": gbs_direct, "proxied_gb_per_s": gbs_proxy,
         "proxy_cpu_s_stream": proxy_cpu,
+        "proxy_cpu_s_roundtrips": cpu_rtt,
+        "proxy_cpu_s_idle_1s": cpu_idle,
+        "proxy_args": extra_args,
         "loadavg_before": load_before, "loadavg_after": load_after,
         "targets_met": ok50 && ok99 && okt,
     });

@@ -1,15 +1,24 @@
 //! The proxy engine: listeners, connections, and the faults acting on them.
 //!
-//! Threads, blocking I/O: one accept thread per pair, two pump threads per connection (one per
-//! direction), a reaper thread for TTL expiry, and a delivery thread per connection direction only
+//! Threads, blocking I/O: one accept thread per pair, one thread per connection while no fault
+//! covers its pair and its traffic is small messages (the one-thread phase, [`one_thread`]), two
+//! pump threads per connection (one per direction) from the first fault, stream chunk or blocked
+//! write on, a reaper thread for TTL expiry, and a delivery thread per connection direction only
 //! while a latency fault has chunks in flight.
 //!
-//! Hot path (no fault on the pair and direction): `read` up to 64 KiB into the pump's buffer, one
-//! atomic load of the pair's fault mask, `write` the bytes, one relaxed counter add: no allocation
-//! and no lock per chunk. While reads fill the whole buffer (a bulk stream) the pump switches to
-//! `splice` socket → pipe → socket (no copy to user space) and back to copying when a chunk is
-//! small again (copying has the lower latency for small messages). Only when the mask says a fault
-//! covers the direction does the pump take the fault table's lock (the slow path).
+//! One-thread phase: the connection's thread waits in poll(2) on both sockets, forwards what is
+//! readable, and for `spin` (default 100 µs, `--spin-us`) after each forwarded chunk keeps
+//! polling both sockets without sleeping (yielding the CPU between polls), so the reply to a
+//! request it just forwarded is forwarded by a thread that is still awake: a pump per direction
+//! costs two cross-CPU thread wake-ups per round trip, tens of microseconds each on a VM whose
+//! idle vCPUs halt. An idle connection sleeps in poll(2) and costs no CPU.
+//!
+//! Pumps, hot path (no fault on the pair and direction): `read` up to 64 KiB into the pump's
+//! buffer, one atomic load of the pair's fault mask, `write` the bytes, one relaxed counter add:
+//! no allocation and no lock per chunk. While reads fill the whole buffer (a bulk stream) the pump
+//! switches to `splice` socket → pipe → socket (no copy to user space) and back to copying when a
+//! chunk is small again (copying has the lower latency for small messages). Only when the mask
+//! says a fault covers the direction does the pump take the fault table's lock (the slow path).
 //!
 //! Aborting a connection (reset faults, an RST from either peer, a write error) sets SO_LINGER 0 on
 //! both sockets and shuts their read side down: that wakes the pumps blocked in `read` without
@@ -27,6 +36,8 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{SpliceFFlags, splice};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use std::os::fd::AsFd;
 
 use crate::control::{FaultInfo, PairStatus, Request, Response};
 use crate::events::{ClearReason, Event, EventLog, PairAddr};
@@ -49,6 +60,24 @@ const SEND_TIMEOUT: Duration = Duration::from_millis(250);
 const NAP: Duration = Duration::from_millis(50);
 /// Most bytes a latency fault holds in flight per connection direction before the reader waits.
 const MAX_IN_FLIGHT: usize = 8 << 20;
+/// Default spin of the one-thread phase after each forwarded chunk (chosen by measurement).
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(100);
+
+impl Way {
+    fn other(self) -> Way {
+        match self {
+            Way::Upstream => Way::Downstream,
+            Way::Downstream => Way::Upstream,
+        }
+    }
+
+    fn short(self) -> &'static str {
+        match self {
+            Way::Upstream => "up",
+            Way::Downstream => "down",
+        }
+    }
+}
 
 fn way_bit(way: Way) -> u8 {
     match way {
@@ -67,6 +96,10 @@ pub struct Options {
     /// Forward with splice(2) (zero copy) when no fault is active; `false` copies through a
     /// buffer (for comparisons).
     pub splice: bool,
+    /// One-thread phase: how long the connection's thread keeps polling both sockets without
+    /// sleeping after it forwarded a chunk (`None`: no one-thread phase, a pump per direction
+    /// from the start).
+    pub spin: Option<Duration>,
 }
 
 impl Default for Options {
@@ -75,6 +108,7 @@ impl Default for Options {
             event_log: None,
             connect_timeout: Duration::from_secs(5),
             splice: true,
+            spin: Some(DEFAULT_SPIN),
         }
     }
 }
@@ -95,6 +129,7 @@ struct Inner {
     events: Option<EventLog>,
     connect_timeout: Duration,
     splice: bool,
+    spin: Option<Duration>,
     next_conn: AtomicU64,
 }
 
@@ -216,6 +251,7 @@ impl Proxy {
             events: opts.event_log,
             connect_timeout: opts.connect_timeout,
             splice: opts.splice,
+            spin: opts.spin,
             next_conn: AtomicU64::new(1),
         });
         let mut threads = Vec::new();
@@ -720,17 +756,170 @@ fn handle_conn(inner: &Arc<Inner>, pair: &Arc<PairState>, client: TcpStream) {
     if pair.mask.load(Ordering::SeqCst) & REFUSE != 0 || inner.stopping.load(Ordering::SeqCst) {
         conn.abort();
     }
+    let handoff = match inner.spin {
+        Some(spin) => one_thread(pair, &conn, &client, &server, spin),
+        None => Handoff::Split(Way::Upstream, Vec::new()),
+    };
+    // Back to blocking sockets (with their send timeout) for the pumps.
+    for s in [&client, &server] {
+        if s.set_nonblocking(false).is_err() {
+            conn.abort();
+        }
+    }
+    let (keep, first) = match handoff {
+        Handoff::Abort => {
+            conn.abort();
+            part_done(pair, &conn);
+            part_done(pair, &conn);
+            return;
+        }
+        Handoff::Eof(way) => {
+            // That direction is done (its FIN passed on); this thread pumps the other one.
+            part_done(pair, &conn);
+            let p = Pump::new(Arc::clone(inner), Arc::clone(pair), conn, way.other());
+            match way {
+                Way::Upstream => p.run(server, client, None),
+                Way::Downstream => p.run(c_read, s_write, None),
+            }
+            return;
+        }
+        Handoff::Split(way, first) => (way, first),
+    };
+    let first = (!first.is_empty()).then_some(first);
+    // (source, destination) of each direction: upstream client → server, downstream back.
+    let (mine, theirs) = match keep {
+        Way::Upstream => ((c_read, s_write), (server, client)),
+        Way::Downstream => ((server, client), (c_read, s_write)),
+    };
+    let other = keep.other();
     let (inner2, pair2, conn2) = (Arc::clone(inner), Arc::clone(pair), Arc::clone(&conn));
-    let down = std::thread::Builder::new()
-        .name(format!("down-{}", pair.name))
+    let spawned = std::thread::Builder::new()
+        .name(format!("{}-{}", other.short(), pair.name))
         .spawn(move || {
-            Pump::new(inner2, pair2, conn2, Way::Downstream).run(server, client);
+            Pump::new(inner2, pair2, conn2, other).run(theirs.0, theirs.1, None);
         });
-    if down.is_err() {
+    if spawned.is_err() {
         conn.abort();
         part_done(pair, &conn);
     }
-    Pump::new(Arc::clone(inner), Arc::clone(pair), conn, Way::Upstream).run(c_read, s_write);
+    Pump::new(Arc::clone(inner), Arc::clone(pair), conn, keep).run(mine.0, mine.1, first);
+}
+
+/// How the one-thread phase of a connection ended.
+enum Handoff {
+    /// Abort the connection (RST both peers).
+    Abort,
+    /// The source of this direction ended; its FIN was passed on.
+    Eof(Way),
+    /// Go on with a pump per direction; this thread keeps this direction and hands this chunk
+    /// (possibly empty) to its pump first.
+    Split(Way, Vec<u8>),
+}
+
+/// The one-thread phase of a connection: while no fault covers the pair and the traffic is small
+/// messages, this one thread forwards both directions (non-blocking sockets, poll(2)), and after
+/// each forwarded chunk keeps polling both sockets without sleeping for `spin`, so that a reply
+/// is picked up by a thread that is still awake (a request/reply round trip through a pump per
+/// direction pays two thread wake-ups, tens of microseconds each on a VM). An idle connection
+/// sleeps in poll(2). It hands over to a pump per direction (the full fault logic, splice for
+/// streams) when a fault covers the pair, a read fills the buffer (a stream), or a write would
+/// block (a peer not reading must not hold up the other direction).
+fn one_thread(
+    pair: &PairState,
+    conn: &Conn,
+    client: &TcpStream,
+    server: &TcpStream,
+    spin: Duration,
+) -> Handoff {
+    if client.set_nonblocking(true).is_err() || server.set_nonblocking(true).is_err() {
+        return Handoff::Split(Way::Upstream, Vec::new());
+    }
+    let mut buf = vec![0u8; BUF_SIZE].into_boxed_slice();
+    let mut last: Option<Instant> = None;
+    loop {
+        if conn.is_aborted() {
+            return Handoff::Abort;
+        }
+        if pair.mask.load(Ordering::Acquire) & (UP | DOWN) != 0 {
+            return Handoff::Split(Way::Upstream, Vec::new());
+        }
+        let ready = match wait_readable(client, server, last.map(|t| (t, spin))) {
+            Ok(r) => r,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return Handoff::Abort,
+        };
+        for (way, is_ready) in [Way::Upstream, Way::Downstream].into_iter().zip(ready) {
+            if !is_ready {
+                continue;
+            }
+            let (mut src, mut dst) = match way {
+                Way::Upstream => (client, server),
+                Way::Downstream => (server, client),
+            };
+            let n = match src.read(&mut buf) {
+                Ok(0) => {
+                    if conn.is_aborted() {
+                        return Handoff::Abort;
+                    }
+                    let _ = dst.shutdown(Shutdown::Write);
+                    return Handoff::Eof(way);
+                }
+                Ok(n) => n,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
+                    continue;
+                }
+                Err(_) => return Handoff::Abort,
+            };
+            // A fault applied meanwhile acts on this chunk (as in the pumps); a full buffer is a
+            // stream: the pumps splice it.
+            if n == BUF_SIZE || pair.mask.load(Ordering::Acquire) & way_bit(way) != 0 {
+                return Handoff::Split(way, buf[..n].to_vec());
+            }
+            let mut sent = 0;
+            while sent < n {
+                match dst.write(&buf[sent..n]) {
+                    Ok(0) => return Handoff::Abort,
+                    Ok(m) => sent += m,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(_) => return Handoff::Abort,
+                }
+            }
+            pair.bytes(way).fetch_add(sent as u64, Ordering::Relaxed);
+            if sent < n {
+                return Handoff::Split(way, buf[sent..n].to_vec());
+            }
+            last = Some(Instant::now());
+        }
+    }
+}
+
+/// Which of (client, server) are readable (or at EOF/error): first polling without sleeping
+/// until `spin.0 + spin.1`, then sleeping in poll(2).
+fn wait_readable(
+    client: &TcpStream,
+    server: &TcpStream,
+    spin: Option<(Instant, Duration)>,
+) -> std::result::Result<[bool; 2], Errno> {
+    let ev = PollFlags::POLLIN;
+    let mut fds = [
+        PollFd::new(client.as_fd(), ev),
+        PollFd::new(server.as_fd(), ev),
+    ];
+    let mut got = 0;
+    if let Some((since, spin)) = spin {
+        while since.elapsed() < spin {
+            got = poll(&mut fds, PollTimeout::ZERO)?;
+            if got > 0 {
+                break;
+            }
+            std::thread::yield_now();
+        }
+    }
+    if got == 0 {
+        poll(&mut fds, PollTimeout::NONE)?;
+    }
+    Ok(fds.map(|f| f.revents().is_some_and(|r| !r.is_empty())))
 }
 
 /// One part (pump or delivery thread) of a connection is done; the last one unregisters it, which
@@ -886,7 +1075,8 @@ impl Pump {
         }
     }
 
-    fn run(mut self, mut src: TcpStream, mut dst: TcpStream) {
+    /// Pump until EOF or an abort; `first` is a chunk already read from `src`, forwarded first.
+    fn run(mut self, mut src: TcpStream, mut dst: TcpStream, mut first: Option<Vec<u8>>) {
         let mut buf = vec![0u8; BUF_SIZE].into_boxed_slice();
         // Bulk path: socket → pipe → socket with splice(2), the pipe made on first need; the bytes
         // are only copied into `buf` when a fault needs to see them.
@@ -897,8 +1087,11 @@ impl Pump {
         // which has the lower latency.
         let mut bulk = false;
         let eof = loop {
-            let spliced = bulk && pipe.is_some();
-            let n = if let (true, Some((_, pw))) = (spliced, &pipe) {
+            let spliced = bulk && pipe.is_some() && first.is_none();
+            let n = if let Some(f) = first.take() {
+                buf[..f.len()].copy_from_slice(&f);
+                f.len()
+            } else if let (true, Some((_, pw))) = (spliced, &pipe) {
                 match splice(&src, None, pw, None, BUF_SIZE, SpliceFFlags::SPLICE_F_MOVE) {
                     Ok(0) => break !self.conn.is_aborted(),
                     Ok(n) => n,

@@ -77,6 +77,17 @@ pub struct Cli {
     #[arg(long, hide = true)]
     pub no_splice: bool,
 
+    /// After forwarding a chunk, keep polling the connection's sockets for this long without
+    /// sleeping, so that a reply is forwarded by a thread that is still awake (lower round-trip
+    /// latency; idle connections sleep). 0: no spin.
+    #[arg(long, value_name = "US", default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub spin_us: u64,
+
+    /// A pump thread per direction from the start instead of one thread per connection until a
+    /// fault or a stream needs them (for benchmarks).
+    #[arg(long, hide = true)]
+    pub two_threads: bool,
+
     /// Client mode: send this JSON request to the proxy at --control and print its reply line
     /// (repeatable). Exit 2 when a request is refused.
     #[arg(long, value_name = "JSON", conflicts_with_all = ["pairs", "event_log", "ready_file"])]
@@ -118,6 +129,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             event_log,
             connect_timeout: Duration::from_millis(cli.connect_timeout_ms),
             splice: !cli.no_splice,
+            spin: (!cli.two_threads).then(|| Duration::from_micros(cli.spin_us)),
         },
     )?;
     let mut server = match control::Server::start(&cli.control, Arc::clone(&proxy)) {

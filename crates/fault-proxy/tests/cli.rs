@@ -227,6 +227,79 @@ fn forwards_both_ways_reports_status_and_stops_cleanly() {
     );
 }
 
+/// An upstream that reads each connection to EOF, then answers with what it got and closes.
+fn collector() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                if s.read_to_end(&mut got).is_ok() {
+                    let _ = s.write_all(format!("got {} bytes: ", got.len()).as_bytes());
+                    let _ = s.write_all(&got);
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Small messages (the connection's one-thread phase), then a half-close: the answer the
+/// upstream sends after our FIN still comes back, for every spin setting (0 = no spin).
+#[test]
+fn small_messages_and_a_half_close_with_or_without_spin() {
+    for spin in ["0", "100"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = Command::new(BIN)
+            .arg("--pair")
+            .arg(format!("t=0,{}", collector()))
+            .arg("--control")
+            .arg(tmp.path().join("ctl.sock"))
+            .args(["--spin-us", spin])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let Ok(Event::Ready { pairs, .. }) = serde_json::from_str(&line) else {
+            panic!("no ready line: {line:?}")
+        };
+        let mut s = TcpStream::connect(&pairs[0].listen).unwrap();
+        s.set_read_timeout(Some(LONG)).unwrap();
+        for m in [&b"one,"[..], b"two,", b"three"] {
+            s.write_all(m).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut back = String::new();
+        s.read_to_string(&mut back).unwrap();
+        assert_eq!(back, "got 13 bytes: one,two,three", "spin {spin}");
+        let mut c = Client::connect(tmp.path().join("ctl.sock")).unwrap();
+        wait_until(LONG, "connection closed", || {
+            c.status().unwrap()[0].connections_active == 0
+        });
+        let st = &c.status().unwrap()[0];
+        assert_eq!((st.bytes_upstream, st.bytes_downstream), (13, 27));
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "fault-proxy: stopped on SIGTERM\n"
+        );
+    }
+}
+
 #[test]
 fn reset_rsts_existing_connections_and_refuses_new_ones() {
     // The first upstream connection echoes one message, then reports how its next read ended.
@@ -671,6 +744,22 @@ fn bad_usage_exits_2() {
     .code(2)
     .stdout_is("")
     .stderr_is("fault-proxy: error: --pair: the name \"t\" is given twice\n");
+    run(
+        BIN,
+        &[
+            "--control",
+            sock,
+            "--pair",
+            "t=0,127.0.0.1:1",
+            "--spin-us",
+            "20000",
+        ],
+        None,
+        None,
+    )
+    .code(2)
+    .stdout_is("")
+    .stderr_has("invalid value '20000' for '--spin-us <US>'");
     // Port in use.
     let busy = TcpListener::bind("127.0.0.1:0").unwrap();
     let pair = format!("t={},127.0.0.1:1", busy.local_addr().unwrap());
