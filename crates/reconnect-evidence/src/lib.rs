@@ -542,9 +542,13 @@ fn session_guard(cli: &Cli) -> Result<String> {
     };
     let (d, a) = cal.local(sess.start_ns);
     let (_, b) = cal.local(sess.end_ns);
+    let how = if sess.start_ns <= now && now < sess.end_ns {
+        "inside".to_string()
+    } else {
+        format!("within {} min of", cli.session_margin_minutes)
+    };
     let what = format!(
-        "{at} is within {} min of the {} session {d} {}-{} +08:00 (trading day {})",
-        cli.session_margin_minutes,
+        "{at} is {how} the {} session {d} {}-{} +08:00 (trading day {})",
         sess.kind,
         Calendar::hhmm(a),
         Calendar::hhmm(b),

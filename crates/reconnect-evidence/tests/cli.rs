@@ -407,8 +407,27 @@ fn trading_session_is_refused_for_a_real_config() {
     );
     r.code(2)
         .stdout_is("")
-        .stderr_has("refusing to drill inside a trading session: 2026-03-13T22:00:00+08:00 is within 15 min of the night session")
+        .stderr_has("refusing to drill inside a trading session: 2026-03-13T22:00:00+08:00 is inside the night session 2026-03-13 21:00-02:30 +08:00 (trading day 2026-03-16)")
         .stderr_has("(pass --allow-in-session to force)");
+    // Before the open, within the margin.
+    let r = run(
+        BIN,
+        &args(
+            &out,
+            &[
+                "--config",
+                &cfg,
+                "--execute-faults",
+                "--at",
+                "2026-03-13T20:50:00+08:00",
+            ],
+        ),
+        None,
+        None,
+    );
+    r.code(2).stdout_is("").stderr_has(
+        "2026-03-13T20:50:00+08:00 is within 15 min of the night session 2026-03-13 21:00-02:30",
+    );
     assert!(!dir.path().join("runtime").exists());
 }
 
