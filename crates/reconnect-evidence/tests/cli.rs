@@ -231,6 +231,13 @@ fn drill_on_the_embedded_defaults_agrees_with_the_simulator_log() {
         let clear = s["clear_effective_ts_ns"].as_i64().unwrap();
         let back = s["healthy_again_ts_ns"].as_i64().unwrap();
         assert!(back >= clear, "{s}");
+        // Healthy again during the hold (a stall or a reconnect through the delay): the recovery
+        // is the clear itself, never a periodic healthy line after it.
+        if s["recovered_before_clear"] == true {
+            assert_eq!(back, clear, "{s}");
+            assert_eq!(s["unhealthy_seen"], true, "{s}");
+            assert!(s["sim_login_ts_ns"].is_null(), "{s}");
+        }
         if s["unhealthy_seen"] == true && back > clear {
             let truth = sim_login_moment(&probe, &sim, back);
             // The drill's own cross-check found the same logins.
