@@ -1,5 +1,6 @@
 # SOP 1: preflight. Starts ctp-front-sim on configs/sim/local.yaml's ports, runs ctp-preflight
-# against it (the JSON report is the evidence), and stops the simulator even when a step fails.
+# against it (the text lines are for the reader; the JSON report is the evidence, and its run's
+# exit status is the verdict), and stops the simulator even when a step fails.
 PREFLIGHT_CONFIG ?= configs/sim/local.yaml
 PREFLIGHT_REPORT ?= $(RESULTS)/preflight_result.json
 
@@ -18,9 +19,9 @@ preflight: build
 	done; \
 	[ -s $(RUNTIME)/preflight_sim_ready.json ] || { echo "preflight: ctp-front-sim not ready" >&2; exit 2; }; \
 	export CTP_SIM_PASSWORD="$${CTP_SIM_PASSWORD:-local-sim-password}"; \
-	rc=0; $(BIN)/ctp-preflight --config $(PREFLIGHT_CONFIG) --runtime-dir $(RUNTIME) || rc=$$?; \
-	$(BIN)/ctp-preflight --config $(PREFLIGHT_CONFIG) --runtime-dir $(RUNTIME) --json \
-	    --output-file $(PREFLIGHT_REPORT) || true; \
+	$(BIN)/ctp-preflight --config $(PREFLIGHT_CONFIG) --runtime-dir $(RUNTIME) || true; \
+	rc=0; $(BIN)/ctp-preflight --config $(PREFLIGHT_CONFIG) --runtime-dir $(RUNTIME) --json \
+	    --output-file $(PREFLIGHT_REPORT) || rc=$$?; \
 	[ $$rc -eq 0 ] || { echo "preflight: FAILED (exit $$rc), report $(PREFLIGHT_REPORT)" >&2; exit $$rc; }; \
 	echo "preflight: passed against ctp-front-sim; report $(PREFLIGHT_REPORT)"
 

@@ -411,9 +411,12 @@ impl CtpConfig {
             let line = Some(key_line(text, key)).filter(|l| *l > 0);
             let value = match v {
                 Value::Null => String::new(),
-                Value::Bool(b) => b.to_string(),
-                // Keep a number as written (`1e3`, `0x1F`, `1.50`), so that integer fields
-                // reject what the original rejected and messages quote the file.
+                // Keep a bool or a number as written (`True`, `1e3`, `0x1F`, `1.50`, `000001`):
+                // a password or an id is text, integer fields reject what the original rejected,
+                // and messages quote the file.
+                Value::Bool(b) => line
+                    .and_then(|l| plain_scalar_text(text, l))
+                    .unwrap_or_else(|| b.to_string()),
                 Value::Number(n) => line
                     .and_then(|l| plain_scalar_text(text, l))
                     .unwrap_or_else(|| n.to_string()),
@@ -817,6 +820,16 @@ mod tests {
         let c = cfg("ctp:\n  password: \"ab#cd\"  # comment\n  user_id: u # c\n");
         assert_eq!(c.values.password.as_ref().unwrap().expose(), "ab#cd");
         assert_eq!(c.get("user_id"), Some("u"));
+    }
+
+    #[test]
+    fn scalars_keep_their_text() {
+        // A password (or id) the YAML parser would read as a bool or a number keeps the text
+        // written in the file: `True` must not become `true`, nor `000001` become `1`.
+        let c = cfg("ctp:\n  password: True\n  user_id: 000001\n  app_id: NO # c\n");
+        assert_eq!(c.values.password.as_ref().unwrap().expose(), "True");
+        assert_eq!(c.get("user_id"), Some("000001"));
+        assert_eq!(c.get("app_id"), Some("NO"));
     }
 
     #[test]

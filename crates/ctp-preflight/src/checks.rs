@@ -992,12 +992,7 @@ fn session_state(cli: &Cli, cfg: &CtpConfig) -> (bool, String) {
         Ok(c) => c,
         Err(e) => return (true, format!("calendar unavailable: {e}")),
     };
-    let sel = cfg
-        .values
-        .instruments
-        .first()
-        .and_then(|i| cal.group_of(i))
-        .map_or(NightSelect::Latest, |g| NightSelect::Group(g.name.clone()));
+    let sel = cal.night_select_for(&cfg.values.instruments);
     let now = evidence_core::time::now_ns();
     let margin = i64::from(cli.session_margin_minutes) * 60 * 1_000_000_000;
     let state = (|| {

@@ -356,9 +356,9 @@ fn recovery_agrees_with_the_sim_log_within_10ms() {
     sim.stop();
 }
 
-/// A fake front speaking the sim protocol: logs in, then goes silent (`reset_after` None) or
-/// closes with unread data pending, which makes the kernel send an RST.
-fn fake_front(hb_ms: u64, reset_after: Option<Duration>) -> (u16, Arc<AtomicBool>) {
+/// A fake front speaking the sim protocol: logs in, then goes silent (`reset` false) or, at the
+/// probe's first ping, closes with that ping unread, which makes the kernel send an RST.
+fn fake_front(hb_ms: u64, reset: bool) -> (u16, Arc<AtomicBool>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let done = Arc::new(AtomicBool::new(false));
@@ -403,14 +403,15 @@ fn fake_front(hb_ms: u64, reset_after: Option<Duration>) -> (u16, Arc<AtomicBool
                     break;
                 }
             }
-            match reset_after {
-                // Never read again: the probe's pings stay unread; closing then sends an RST.
-                Some(d) => {
-                    thread::sleep(d);
-                    drop(r);
-                    drop(w);
-                }
-                None => held.push((r, w)),
+            if reset {
+                // Never read again: once a ping of the probe is pending unread (waited for, not
+                // slept on: the probe may be slow on a loaded box), closing sends an RST.
+                w.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                let _ = w.peek(&mut [0u8; 1]);
+                drop(r);
+                drop(w);
+            } else {
+                held.push((r, w));
             }
         }
     });
@@ -420,19 +421,27 @@ fn fake_front(hb_ms: u64, reset_after: Option<Duration>) -> (u16, Arc<AtomicBool
 #[test]
 fn heartbeat_timeout_on_a_silent_front() {
     let dir = tempfile::tempdir().unwrap();
-    let (silent, _d) = fake_front(100, None);
+    let (silent, _d) = fake_front(100, false);
     let (sim, _) = sim(dir.path(), SimOptions::default());
     let cfg = write_config(dir.path(), silent, sim.market_port, "");
     let p = Probe::start(&cfg, dir.path(), &[]);
     let healthy = p.wait_state(HealthState::Healthy, 0, "healthy");
     let unhealthy = p.wait_state(HealthState::Unhealthy, healthy, "heartbeat timeout");
-    let after_ms = (unhealthy - healthy) / 1_000_000;
+    let ev = p.events();
+    // Counted from the silent front's last message, its login reply (the market front may have
+    // logged in later, which is when the probe became healthy).
+    let login = ev
+        .iter()
+        .filter(|e| e["kind"] == "probe.login" && e["front"] == "trader" && ts(e) <= healthy)
+        .map(ts)
+        .max()
+        .unwrap();
+    let after_ms = (unhealthy - login) / 1_000_000;
     // 3 x the front's heartbeat_ms (100) without a message.
     assert!(
         (290..1500).contains(&after_ms),
         "timed out after {after_ms} ms"
     );
-    let ev = p.events();
     let d = ev
         .iter()
         .find(|e| e["kind"] == "probe.disconnect" && e["during"] == "session")
@@ -455,8 +464,8 @@ fn heartbeat_timeout_on_a_silent_front() {
 fn reset_by_the_front_is_seen_as_reset() {
     let dir = tempfile::tempdir().unwrap();
     // The front sends no heartbeats, so the probe pings (every 200 ms with a 600 ms timeout);
-    // the fake front never reads them and closes after 350 ms, unread ping pending: RST.
-    let (resetting, _d) = fake_front(0, Some(Duration::from_millis(350)));
+    // the fake front never reads them and closes as soon as the first is pending: RST.
+    let (resetting, _d) = fake_front(0, true);
     let (sim, _) = sim(dir.path(), SimOptions::default());
     let cfg = write_config(dir.path(), sim.trader_port, resetting, "");
     let p = Probe::start(&cfg, dir.path(), &["--heartbeat-timeout-ms", "600"]);

@@ -1097,22 +1097,10 @@ fn spawn_reaper(ctx: &Ctx<'_>, prepared: &Prepared) -> Result<Child> {
 }
 
 fn stop_reaper(reaper: Option<&mut Child>) {
-    let Some(child) = reaper else { return };
-    if let Ok(pid) = i32::try_from(child.id()) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        );
+    // The reaper has its own process group: SIGTERM (it double-checks and exits), SIGKILL late.
+    if let Some(child) = reaper {
+        let _ = evidence_core::process::stop_child(child, Duration::from_secs(10));
     }
-    let end = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < end {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// True while `pid` is a live (not zombie) process.

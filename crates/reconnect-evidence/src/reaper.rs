@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use evidence_core::cli;
 use evidence_core::{EvidenceError, Exit, Result, signals};
-use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde_json::Value;
 
@@ -56,20 +56,10 @@ pub fn spawn(pids_file: &Path) -> Result<Child> {
         .map_err(|e| EvidenceError::failed(format!("cannot start the children's reaper: {e}")))
 }
 
-/// Stop the reaper (the drill stopped its children itself).
+/// Stop the reaper (the drill stopped its children itself): SIGTERM to its process group, SIGKILL
+/// after 5 s.
 pub fn stop(mut child: Child) {
-    if let Ok(p) = i32::try_from(child.id()) {
-        let _ = kill(Pid::from_raw(p), Signal::SIGTERM);
-    }
-    let end = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < end {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    let _ = evidence_core::process::stop_child(&mut child, Duration::from_secs(5));
 }
 
 /// The reaper's loop: wait for the parent's death (or SIGTERM), then stop what it left.

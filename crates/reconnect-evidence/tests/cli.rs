@@ -231,6 +231,13 @@ fn drill_on_the_embedded_defaults_agrees_with_the_simulator_log() {
         let clear = s["clear_effective_ts_ns"].as_i64().unwrap();
         let back = s["healthy_again_ts_ns"].as_i64().unwrap();
         assert!(back >= clear, "{s}");
+        // Healthy again during the hold (a stall or a reconnect through the delay): the recovery
+        // is the clear itself, never a periodic healthy line after it.
+        if s["recovered_before_clear"] == true {
+            assert_eq!(back, clear, "{s}");
+            assert_eq!(s["unhealthy_seen"], true, "{s}");
+            assert!(s["sim_login_ts_ns"].is_null(), "{s}");
+        }
         if s["unhealthy_seen"] == true && back > clear {
             let truth = sim_login_moment(&probe, &sim, back);
             // The drill's own cross-check found the same logins.
@@ -407,8 +414,27 @@ fn trading_session_is_refused_for_a_real_config() {
     );
     r.code(2)
         .stdout_is("")
-        .stderr_has("refusing to drill inside a trading session: 2026-03-13T22:00:00+08:00 is within 15 min of the night session")
+        .stderr_has("refusing to drill inside a trading session: 2026-03-13T22:00:00+08:00 is inside the night session 2026-03-13 21:00-02:30 +08:00 (trading day 2026-03-16)")
         .stderr_has("(pass --allow-in-session to force)");
+    // Before the open, within the margin.
+    let r = run(
+        BIN,
+        &args(
+            &out,
+            &[
+                "--config",
+                &cfg,
+                "--execute-faults",
+                "--at",
+                "2026-03-13T20:50:00+08:00",
+            ],
+        ),
+        None,
+        None,
+    );
+    r.code(2).stdout_is("").stderr_has(
+        "2026-03-13T20:50:00+08:00 is within 15 min of the night session 2026-03-13 21:00-02:30",
+    );
     assert!(!dir.path().join("runtime").exists());
 }
 

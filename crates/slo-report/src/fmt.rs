@@ -74,11 +74,21 @@ pub fn hms_utc(ns: i64) -> String {
     format!("{:02}:{:02}:{:02}", dt.hour(), dt.minute(), dt.second())
 }
 
-/// The China trading day of the moment `ns`: the Beijing (UTC+08:00, no DST) calendar date,
-/// moved to the next day from 21:00 (the night session belongs to the next trading day), then past
-/// Saturday and Sunday. Exchange holidays are not known here (`--date` overrides).
+/// The China trading day of the moment `ns`, from the trading calendar (session-guard's: the
+/// edited `configs/calendar/cn-futures-2026.yaml` when present, else the built-in copy), so
+/// holidays count: its own date until the day's last session ends, then the next trading day.
+/// Outside the calendar's years: the Beijing (UTC+08:00) date, moved to the next day from 21:00,
+/// then past Saturday and Sunday (holidays unknown; `--date` overrides).
 #[must_use]
 pub fn trading_day(ns: i64) -> Date {
+    let cal = trading_calendar::Calendar::load_default(None)
+        .or_else(|_| trading_calendar::Calendar::builtin());
+    if let Ok(d) = cal
+        .map_err(|_| ())
+        .and_then(|c| c.trading_day(ns).map_err(|_| ()))
+    {
+        return d;
+    }
     let bj = datetime(ns) + Duration::hours(8);
     let mut d = bj.date();
     if bj.hour() >= 21 {
@@ -137,10 +147,21 @@ mod tests {
             iso_date(trading_day(1_770_734_543_207_087_000)),
             "2026-02-11"
         );
-        // Friday 2026-02-13 22:00 Beijing (14:00 UTC) belongs to Monday 2026-02-16.
+        // Friday 2026-02-13 22:00 Beijing (14:00 UTC): the Spring Festival (02-15..02-23) comes
+        // first, so the next trading day is 2026-02-24 (not Monday 02-16).
         assert_eq!(
             iso_date(trading_day(1_770_991_200_000_000_000)),
-            "2026-02-16"
+            "2026-02-24"
+        );
+        // Friday 2026-03-13 22:00 Beijing belongs to Monday 2026-03-16.
+        assert_eq!(
+            iso_date(trading_day(1_773_410_400_000_000_000)),
+            "2026-03-16"
+        );
+        // Outside the calendar (Friday 2027-03-12 22:00 Beijing): weekends only.
+        assert_eq!(
+            iso_date(trading_day(1_804_860_000_000_000_000)),
+            "2027-03-15"
         );
         // Tuesday 2026-02-10 10:00 Beijing (02:00 UTC) is that day.
         assert_eq!(

@@ -57,9 +57,8 @@ pub struct Cli {
     /// Recovery P99 target in seconds (the P99 must be strictly below it).
     #[arg(long, value_name = "SEC", default_value_t = 10.0)]
     pub target_p99_sec: f64,
-    /// Report date (YYYY-MM-DD); default: the China trading day of the first fault window
-    /// (Beijing time, the night session from 21:00 belongs to the next weekday; holidays are not
-    /// known).
+    /// Report date (YYYY-MM-DD); default: the China trading day of the first fault window, from
+    /// the trading calendar (configs/calendar/; outside its years, weekends only).
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub date: Option<String>,
     /// Operator shown in the report (provenance also records `$USER` when empty).

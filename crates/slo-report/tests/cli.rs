@@ -138,7 +138,8 @@ fn dry_run_events_are_ignored() {
         .code(1)
         .stdout_has("- Samples: 0\n")
         .stdout_has("- Dry-run events ignored (execute=false): 2\n")
-        .stdout_has("- Dry run: yes");
+        .stdout_has("- Dry run: yes")
+        .stderr_is("slo-report: SLO not met: no recovery sample over 0 counted windows (target < 10 s): no recovery sample: the P99 cannot be shown to meet the target\n");
 }
 
 #[test]
@@ -170,7 +171,8 @@ fn original_probe_format_is_tolerated() {
     let r = report("original_events.jsonl", "original_format_probe.log", &[]);
     r.code(0)
         .stdout_has("| yes | 0.500 | detection=0.200s |\n")
-        .stdout_has("- Probe log: 9 lines, 4 health samples from 2026-02-10T14:42:23.900000+00:00 to 2026-02-10T14:42:25.500000+00:00\n");
+        .stdout_has("- Probe log: 9 lines, 4 health samples from 2026-02-10T14:42:23.900000+00:00 to 2026-02-10T14:42:25.500000+00:00\n")
+        .stderr_is("slo-report: SLO met: recovery P99 0.500 s over 1 recovered of 1 counted windows (target < 10 s)\n");
 }
 
 #[test]

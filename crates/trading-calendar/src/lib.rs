@@ -367,6 +367,32 @@ impl Calendar {
             .find(|g| g.products.iter().any(|x| x.eq_ignore_ascii_case(p)))
     }
 
+    /// The night sessions to consider for a set of instruments: the latest-ending group among
+    /// theirs; [`NightSelect::Latest`] when there are none or one has no known group (so a drill
+    /// is never let into a session of an instrument it trades).
+    #[must_use]
+    pub fn night_select_for(&self, instruments: &[String]) -> NightSelect {
+        let lateness = |m: u32| {
+            if m <= self.night_start {
+                m + 24 * 60
+            } else {
+                m
+            }
+        };
+        let mut latest: Option<&NightGroup> = None;
+        for i in instruments {
+            match self.group_of(i) {
+                None => return NightSelect::Latest,
+                Some(g) => {
+                    if latest.is_none_or(|l| lateness(g.end_min) > lateness(l.end_min)) {
+                        latest = Some(g);
+                    }
+                }
+            }
+        }
+        latest.map_or(NightSelect::Latest, |g| NightSelect::Group(g.name.clone()))
+    }
+
     /// The local (+08:00) date and minute of day of an instant.
     #[must_use]
     pub fn local(&self, ns: i64) -> (Date, u32) {
@@ -784,6 +810,29 @@ mod tests {
             .unwrap();
         assert_eq!(w.start_ns, t("2026-03-11T02:45:00+08:00"));
         assert_eq!(w.end_ns, Some(t("2026-03-11T08:45:00+08:00")));
+    }
+
+    #[test]
+    fn night_select_for_instruments() {
+        let c = cal();
+        let v = |xs: &[&str]| xs.iter().map(|x| (*x).to_string()).collect::<Vec<_>>();
+        let g = |n: &str| NightSelect::Group(n.to_string());
+        // The latest end wins, whatever the order.
+        assert_eq!(
+            c.night_select_for(&v(&["SHFE.rb2405", "SHFE.ag2406"])),
+            g("until_0230")
+        );
+        assert_eq!(
+            c.night_select_for(&v(&["SHFE.rb2405", "SHFE.cu2405"])),
+            g("until_0100")
+        );
+        assert_eq!(c.night_select_for(&v(&["DCE.m2409"])), g("until_2300"));
+        // Unknown product or no instrument: every group.
+        assert_eq!(
+            c.night_select_for(&v(&["SHFE.rb2405", "CFFEX.IF2406"])),
+            NightSelect::Latest
+        );
+        assert_eq!(c.night_select_for(&[]), NightSelect::Latest);
     }
 
     #[test]
