@@ -158,12 +158,15 @@ pub struct Cli {
     #[arg(long, default_value = "")]
     pub tc_cmd: String,
 
-    /// The front's IPv4 address (netfilter backend).
-    #[arg(long, default_value = "182.254.243.31")]
+    /// The front's IPv4 address (netfilter backend). Default: the host of --config's fronts when
+    /// both are on one IPv4 host, else the original's 182.254.243.31.
+    #[arg(long, default_value = "", hide_default_value = true)]
     pub target_ip: String,
 
-    /// The front's ports, comma-separated (netfilter backend).
-    #[arg(long, default_value = DEFAULT_PORTS)]
+    /// The front's ports, comma-separated (netfilter backend). Default: the ports of --config's
+    /// fronts when --target-ip came from it too, else the original's
+    /// 40001,40011,30001,30011,30002,30012,30003,30013.
+    #[arg(long, default_value = "", hide_default_value = true)]
     pub ports: String,
 
     /// Delay, milliseconds (latency, jitter, combined).
@@ -479,12 +482,57 @@ fn say(line: &str) -> Result<()> {
 /// # Errors
 /// Bad flags, a refused target, a missing tool or kernel feature, a failed apply (rolled back):
 /// exit 2; a signal: 130 after cleanup.
-pub fn run(cli: Cli) -> Result<Exit> {
+pub fn run(mut cli: Cli) -> Result<Exit> {
+    default_targets(&mut cli)?;
     match cli.mode {
         ModeArg::Reap => reap(&cli),
         ModeArg::Clear => clear_mode(&cli),
         ModeArg::Plan | ModeArg::Run => plan_or_run(&cli),
     }
+}
+
+/// The original's target when neither --target-ip nor --config says otherwise.
+pub const DEFAULT_TARGET_IP: &str = "182.254.243.31";
+
+/// Fill in `--target-ip` and `--ports` when they were not given: from the fronts of `--config`
+/// when both are on one IPv4 host (so `--config` alone targets exactly the allowed fronts), else
+/// the original's defaults.
+fn default_targets(cli: &mut Cli) -> Result<()> {
+    let from_config = match (&cli.config, cli.target_ip.is_empty()) {
+        (Some(path), true) if cli.mode != ModeArg::Reap => {
+            let cfg = ctp_config::CtpConfig::load(path)?;
+            let fronts: Vec<_> = [&cfg.values.trader_front, &cfg.values.market_front]
+                .into_iter()
+                .flatten()
+                .collect();
+            let one_host = fronts
+                .first()
+                .filter(|f| f.host.parse::<Ipv4Addr>().is_ok())
+                .filter(|f| fronts.iter().all(|g| g.host == f.host));
+            one_host.map(|f| {
+                let ports: Vec<String> = fronts.iter().map(|g| g.port.to_string()).collect();
+                (f.host.clone(), ports.join(","))
+            })
+        }
+        _ => None,
+    };
+    match from_config {
+        Some((ip, ports)) => {
+            cli.target_ip = ip;
+            if cli.ports.is_empty() {
+                cli.ports = ports;
+            }
+        }
+        None => {
+            if cli.target_ip.is_empty() {
+                cli.target_ip = DEFAULT_TARGET_IP.to_string();
+            }
+            if cli.ports.is_empty() {
+                cli.ports = DEFAULT_PORTS.to_string();
+            }
+        }
+    }
+    Ok(())
 }
 
 fn prepare(

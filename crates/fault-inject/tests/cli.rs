@@ -246,6 +246,23 @@ fn dry_run_writes_the_original_records_with_execute_false() {
 }
 
 #[test]
+fn config_alone_targets_its_fronts() {
+    let (_d, fw, _) = fake_tools();
+    let local = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/sim/local.yaml");
+    let r = fi(&["plan", "--firewall-cmd", &fw, "--config", local]);
+    r.code(0).stderr_is("");
+    // The rules name exactly the config's two fronts, never the original's SimNow default.
+    assert!(r.stdout.contains("127.0.0.1"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("41201") && r.stdout.contains("41211"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("182.254.243.31"), "{}", r.stdout);
+    assert!(!r.stdout.contains("40001"), "{}", r.stdout);
+}
+
+#[test]
 fn refuses_targets_outside_the_allowlist() {
     let (d, fw, _) = fake_tools();
     let log = d.path().join("e.jsonl");
