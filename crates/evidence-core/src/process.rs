@@ -228,6 +228,24 @@ fn capture<R: Read + Send + 'static>(src: Option<R>, limit: usize) -> Capture {
     }
 }
 
+/// Quote `s` for display as one POSIX shell word: unchanged when it holds only characters that
+/// need no quoting (and for a lone `!`, iptables' negation), else in single quotes. For the
+/// `$ <command>` and `[dry-run]` echo lines only: commands are never run through such a string.
+#[must_use]
+pub fn shell_quote(s: &str) -> String {
+    let safe = s == "!"
+        || !s.is_empty()
+            && s.chars().all(|c| {
+                c.is_ascii_alphanumeric()
+                    || matches!(c, '-' | '_' | '.' | '/' | ':' | '%' | '=' | ',' | '+' | '@')
+            });
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
 /// Send `sig` to the process group `pgid` (errors ignored: the group may be gone).
 pub fn signal_group(pgid: u32, sig: Signal) {
     if let Ok(p) = i32::try_from(pgid) {
@@ -306,6 +324,15 @@ mod tests {
             thread::sleep(Duration::from_millis(10));
         }
         assert!(!alive(), "grandchild {pid} survived");
+    }
+
+    #[test]
+    fn shell_quote_only_when_needed() {
+        assert_eq!(shell_quote("-j"), "-j");
+        assert_eq!(shell_quote("!"), "!");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
     }
 
     #[test]

@@ -48,21 +48,7 @@ impl Cmd {
     }
 }
 
-/// Quote `s` for a POSIX shell when it holds anything but safe characters.
-#[must_use]
-pub fn quote(s: &str) -> String {
-    let safe = s == "!"
-        || !s.is_empty()
-            && s.chars().all(|c| {
-                c.is_ascii_alphanumeric()
-                    || matches!(c, '-' | '_' | '.' | '/' | ':' | '%' | '=' | ',' | '+' | '@')
-            });
-    if safe {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
+pub use evidence_core::process::shell_quote as quote;
 
 /// What a command did.
 #[derive(Debug, Clone)]

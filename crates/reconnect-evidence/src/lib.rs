@@ -381,20 +381,7 @@ fn parse_drill_id(s: &str) -> std::result::Result<String, String> {
     }
 }
 
-/// Quote one argument for a `$ <command>` echo line (POSIX shell single quotes when needed).
-#[must_use]
-pub fn quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars().all(|c| {
-            c.is_ascii_alphanumeric()
-                || matches!(c, '/' | '-' | '_' | '.' | ':' | '=' | ',' | '@' | '+' | '%')
-        });
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
+pub use evidence_core::process::shell_quote as quote;
 
 fn echo(argv: &[String]) {
     let line: Vec<String> = argv.iter().map(|a| quote(a)).collect();
