@@ -8,6 +8,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -204,6 +205,42 @@ struct NetResult {
     duration: Duration,
 }
 
+/// A network check running on its own thread, waited for with a deadline: a DNS lookup that hangs
+/// (the resolver's own timeouts can run to tens of seconds) must not hang a preflight run from
+/// cron. The thread is left behind when the deadline passes; the process exits soon after anyway.
+struct NetHandle {
+    rx: mpsc::Receiver<NetResult>,
+    start: Instant,
+    deadline: Instant,
+}
+
+impl NetHandle {
+    fn spawn(limit: Duration, work: impl FnOnce() -> NetResult + Send + 'static) -> NetHandle {
+        let (tx, rx) = mpsc::channel();
+        let start = Instant::now();
+        thread::spawn(move || {
+            let _ = tx.send(work());
+        });
+        NetHandle {
+            rx,
+            start,
+            deadline: start + limit,
+        }
+    }
+
+    fn wait(self) -> NetResult {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        self.rx.recv_timeout(left).unwrap_or_else(|_| NetResult {
+            dns: Err(format!(
+                "no answer within {} ms (the lookup or the connect hung)",
+                self.deadline.duration_since(self.start).as_millis()
+            )),
+            connect: None,
+            duration: self.start.elapsed(),
+        })
+    }
+}
+
 fn probe_front(f: &Front, timeout: Duration) -> NetResult {
     let t = Instant::now();
     let dns = (f.host.as_str(), f.port)
@@ -311,7 +348,12 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
             return None;
         }
         f.clone()
-            .map(|f| thread::spawn(move || probe_front(&f, timeout)))
+            // DNS gets as long as the connect, plus a second of slack for the thread itself.
+            .map(|f| {
+                NetHandle::spawn(timeout * 2 + Duration::from_secs(1), move || {
+                    probe_front(&f, timeout)
+                })
+            })
     };
     let market_net = net(&v.market_front);
     let trader_net = net(&v.trader_front);
@@ -452,8 +494,8 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
 
     // network: dns_resolve, tcp_connect_*
     let t = Instant::now();
-    let market = market_net.and_then(|h| h.join().ok());
-    let trader = trader_net.and_then(|h| h.join().ok());
+    let market = market_net.map(NetHandle::wait);
+    let trader = trader_net.map(NetHandle::wait);
     if cli.skip_network_check {
         cx.push(
             "dns_resolve",
@@ -1034,5 +1076,38 @@ fn session_state(cli: &Cli, cfg: &CtpConfig) -> (bool, String) {
                 ),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hung_network_check_is_abandoned_at_its_deadline() {
+        let h = NetHandle::spawn(Duration::from_millis(50), || {
+            thread::sleep(Duration::from_secs(30));
+            NetResult {
+                dns: Err("answered too late".into()),
+                connect: None,
+                duration: Duration::ZERO,
+            }
+        });
+        let t = Instant::now();
+        let r = h.wait();
+        assert!(t.elapsed() < Duration::from_secs(10));
+        let e = r.dns.unwrap_err();
+        assert!(e.starts_with("no answer within 50 ms"), "{e}");
+        assert!(r.connect.is_none());
+    }
+
+    #[test]
+    fn a_finished_network_check_is_returned() {
+        let h = NetHandle::spawn(Duration::from_secs(30), || NetResult {
+            dns: Err("x".into()),
+            connect: None,
+            duration: Duration::ZERO,
+        });
+        assert_eq!(h.wait().dns.unwrap_err(), "x");
     }
 }
