@@ -532,24 +532,42 @@ fn check_volumes(id: &str, st: Status, filled: u64, total: Option<u64>) -> Resul
     Ok(())
 }
 
+/// The longest line kept whole (64 MiB). A longer "line" (say, a WAL overwritten with binary data
+/// without a newline) is handed over by its first bytes, which cannot parse, and the rest of it is
+/// skipped: memory stays bounded whatever the file holds.
+pub const MAX_LINE_BYTES: usize = 64 << 20;
+
 /// Stream `r` line by line with a reused 1 MiB buffer: `on_line(line_no, bytes, true)` for each
 /// complete non-blank line (newline and a trailing `\r` removed), then `on_line(line_no, bytes,
 /// false)` for non-blank bytes after the last newline (raw). Line numbers count every physical line.
-pub fn scan_lines<R: Read>(
+/// A line longer than [`MAX_LINE_BYTES`] is reported once, truncated, as a complete line.
+pub fn scan_lines<R: Read>(r: R, on_line: impl FnMut(usize, &[u8], bool)) -> io::Result<()> {
+    scan_lines_capped(r, MAX_LINE_BYTES, on_line)
+}
+
+fn scan_lines_capped<R: Read>(
     mut r: R,
+    cap: usize,
     mut on_line: impl FnMut(usize, &[u8], bool),
 ) -> io::Result<()> {
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; (1 << 20).min(cap)];
     let (mut start, mut end) = (0usize, 0usize);
     let mut line_no = 0usize;
+    // True while skipping the rest of an over-long line (already reported).
+    let mut skipping = false;
     loop {
         if end == buf.len() {
             if start > 0 {
                 buf.copy_within(start..end, 0);
                 end -= start;
                 start = 0;
+            } else if buf.len() < cap {
+                buf.resize((buf.len() * 2).min(cap), 0);
             } else {
-                buf.resize(buf.len() * 2, 0);
+                line_no += 1;
+                on_line(line_no, &buf[..end], true);
+                skipping = true;
+                (start, end) = (0, 0);
             }
         }
         let n = match r.read(&mut buf[end..]) {
@@ -562,6 +580,19 @@ pub fn scan_lines<R: Read>(
         }
         let mut search = end;
         end += n;
+        if skipping {
+            match memchr::memchr(b'\n', &buf[search..end]) {
+                Some(off) => {
+                    skipping = false;
+                    start = search + off + 1;
+                    search = start;
+                }
+                None => {
+                    (start, end) = (0, 0);
+                    continue;
+                }
+            }
+        }
         while let Some(off) = memchr::memchr(b'\n', &buf[search..end]) {
             let nl = search + off;
             line_no += 1;
@@ -574,7 +605,7 @@ pub fn scan_lines<R: Read>(
             search = start;
         }
     }
-    if start < end {
+    if !skipping && start < end {
         let tail = &buf[start..end];
         if !is_blank(tail) {
             on_line(line_no + 1, tail, false);
@@ -590,6 +621,30 @@ fn is_blank(b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scan(text: &[u8], cap: usize) -> Vec<(usize, String, bool)> {
+        let mut v = Vec::new();
+        scan_lines_capped(text, cap, |n, b, complete| {
+            v.push((n, String::from_utf8_lossy(b).into_owned(), complete));
+        })
+        .unwrap();
+        v
+    }
+
+    #[test]
+    fn an_over_long_line_is_reported_truncated_and_skipped() {
+        let long = "x".repeat(100);
+        let text = format!("a\n{long}\nb\n{long}");
+        let got = scan(text.as_bytes(), 16);
+        assert_eq!(got[0], (1, "a".into(), true));
+        assert_eq!(got[1], (2, "x".repeat(16), true));
+        assert_eq!(got[2], (3, "b".into(), true));
+        // A long torn tail is reported once, truncated, and nothing after it.
+        assert_eq!(got[3], (4, "x".repeat(16), true));
+        assert_eq!(got.len(), 4);
+        // Short lines are untouched by the cap.
+        assert_eq!(scan(b"a\nbb\nc", 16).len(), 3);
+    }
 
     fn ev(seq: u64, id: &str, status: u8, total: u64, filled: u64) -> String {
         format!(
