@@ -314,7 +314,7 @@ pub struct Values {
     pub broker_id: Option<String>,
     /// `user_id`.
     pub user_id: Option<String>,
-    /// `investor_id` [user_id].
+    /// `investor_id` (default: user_id).
     pub investor_id: Option<String>,
     /// `app_id`.
     pub app_id: Option<String>,
@@ -322,27 +322,27 @@ pub struct Values {
     pub auth_code: Option<Secret>,
     /// Inline `password` (non-empty), if any.
     pub password: Option<Secret>,
-    /// `password_env` [`CTP_SIM_PASSWORD`; also when present but empty, as the C++ loader does].
+    /// `password_env` (default: `CTP_SIM_PASSWORD`; also when present but empty, as the C++ loader does).
     pub password_env: String,
-    /// `flow_path` [`./ctp_flow`].
+    /// `flow_path` (default: `./ctp_flow`).
     pub flow_path: PathBuf,
-    /// `connect_timeout_ms` [10000].
+    /// `connect_timeout_ms` (default: 10000).
     pub connect_timeout_ms: i64,
-    /// `reconnect_max_attempts` [8].
+    /// `reconnect_max_attempts` (default: 8).
     pub reconnect_max_attempts: i64,
-    /// `reconnect_initial_backoff_ms` [500].
+    /// `reconnect_initial_backoff_ms` (default: 500).
     pub reconnect_initial_backoff_ms: i64,
-    /// `reconnect_max_backoff_ms` [8000].
+    /// `reconnect_max_backoff_ms` (default: 8000).
     pub reconnect_max_backoff_ms: i64,
-    /// `query_rate_limit_qps` [10].
+    /// `query_rate_limit_qps` (default: 10).
     pub query_rate_limit_qps: i64,
-    /// `instruments`, comma separated [`SHFE.ag2406`].
+    /// `instruments`, comma separated (default: `SHFE.ag2406`).
     pub instruments: Vec<String>,
 }
 
 impl CtpConfig {
     /// Read and parse `path`. Errors (exit 2): unreadable file, not UTF-8, not YAML, duplicate
-    /// keys, top level not a mapping. Value problems are in [`CtpConfig::problems`].
+    /// keys, top level not a mapping. Value problems are in (default: `CtpConfig::problems`).
     pub fn load(path: &Path) -> Result<CtpConfig> {
         let bytes = std::fs::read(path).map_err(|e| EvidenceError::io("cannot read", path, e))?;
         let text = String::from_utf8(bytes).map_err(|e| {

@@ -81,14 +81,14 @@ pub struct Cli {
     /// How long to monitor, in seconds; negative = until SIGTERM/SIGINT; 0 = one-shot check.
     #[arg(long, default_value_t = 300, allow_negative_numbers = true)]
     pub monitor_seconds: i64,
-    /// Interval of the periodic [health] lines, in ms (floored at 100, as the original). State
+    /// Interval of the periodic `[health]` lines, in ms (floored at 100, as the original). State
     /// changes are written at once whatever the interval.
     #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
     pub health_interval_ms: i64,
     /// Protocol: auto (sim on loopback fronts, tcp otherwise), sim, tcp.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     pub mode: Mode,
-    /// Write the [health] lines to this file (truncated at start) instead of stdout.
+    /// Write the `[health]` lines to this file (truncated at start) instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
     /// Write JSONL events (probe.start, probe.attempt, probe.login, probe.connect,
@@ -101,7 +101,7 @@ pub struct Cli {
     pub heartbeat_timeout_ms: Option<u64>,
     /// tcp mode: every this many ms, also open (and at once close) a fresh connection to each
     /// front, so that a firewall fault on an idle connection is seen (refused, or no answer within
-    /// the heartbeat timeout [3000]); 0 = only watch the held connections.
+    /// the heartbeat timeout, 3000 ms by default); 0 = only watch the held connections.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub tcp_check_interval_ms: u64,
 }

@@ -215,7 +215,7 @@ pub struct Cli {
     pub allow_target: Vec<(IpAddr, Option<u16>)>,
 
     /// The drill id (tags rules, chains and proxy faults; in `clear`, only this drill's).
-    /// Default for `run`: fi-<UTC time>-<random>.
+    /// Default for `run`: `fi-<UTC time>-<random>`.
     #[arg(long, value_name = "ID", value_parser = parse_drill_id)]
     pub drill_id: Option<String>,
 

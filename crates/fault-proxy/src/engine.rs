@@ -1,7 +1,7 @@
 //! The proxy engine: listeners, connections, and the faults acting on them.
 //!
 //! Threads, blocking I/O: one accept thread per pair, one thread per connection while no fault
-//! covers its pair and its traffic is small messages (the one-thread phase, [`one_thread`]), two
+//! covers its pair and its traffic is small messages (the one-thread phase, `one_thread`), two
 //! pump threads per connection (one per direction) from the first fault, stream chunk or blocked
 //! write on, a reaper thread for TTL expiry, and a delivery thread per connection direction only
 //! while a latency fault has chunks in flight.

@@ -307,10 +307,10 @@ pub struct Cli {
     /// Local: where the simulator listens.
     #[arg(long, value_enum, default_value = "config")]
     pub local_ports: LocalPorts,
-    /// Runtime folder: the run folder is <runtime-dir>/reconnect/<drill id>/.
+    /// Runtime folder: the run folder is `<runtime-dir>/reconnect/<drill id>/`.
     #[arg(long, default_value = "runtime")]
     pub runtime_dir: PathBuf,
-    /// Drill id (tags the faults; names the run folder) [default: rc-<UTC time>-<random>].
+    /// Drill id (tags the faults; names the run folder); default `rc-<UTC time>-<random>`.
     #[arg(long, value_name = "ID", value_parser = parse_drill_id)]
     pub drill_id: Option<String>,
     /// slo-report --no-fail: exit 0 even when the SLO is missed.
