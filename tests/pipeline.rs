@@ -25,15 +25,18 @@ struct Piped {
     stderr_second: String,
 }
 
-/// Run `a | b` and collect both statuses.
-fn pipe(a: &mut Command, b: &mut Command) -> Piped {
+/// Run `a | b` from `cwd` (a temp dir: no default path lands in the source tree) and collect both
+/// statuses.
+fn pipe(cwd: &Path, a: &mut Command, b: &mut Command) -> Piped {
     let mut first = a
+        .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the first command");
     let second = b
+        .current_dir(cwd)
         .stdin(first.stdout.take().expect("piped stdout"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -60,6 +63,7 @@ fn wal_drill_piped_into_wal_verify_passes() {
     let dir = tempfile::tempdir().unwrap();
     let wal = dir.path().join("runtime_events.wal");
     let p = pipe(
+        dir.path(),
         Command::new(bin.join("wal-drill")).args([
             "--execute",
             "--wal-path",
@@ -93,6 +97,7 @@ fn wal_drill_dry_run_evidence_is_never_piped_as_a_pass() {
     let dir = tempfile::tempdir().unwrap();
     let wal = dir.path().join("w.wal");
     let p = pipe(
+        dir.path(),
         Command::new(bin.join("wal-drill")).args([
             "--wal-path",
             wal.to_str().unwrap(),
@@ -123,7 +128,9 @@ fn rollback_drill_piped_into_rollback_verify_passes() {
     ]);
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("deploy");
+    let lock = dir.path().join("rollback-drill.lock");
     let p = pipe(
+        dir.path(),
         Command::new(bin.join("rollback-drill")).args([
             "--execute",
             "--run-dir",
@@ -131,6 +138,8 @@ fn rollback_drill_piped_into_rollback_verify_passes() {
             "--output-file",
             "-",
             "--stop-after",
+            "--lock-file",
+            lock.to_str().unwrap(),
             "--operator",
             "pipeline-test",
         ]),
