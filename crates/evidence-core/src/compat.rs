@@ -26,6 +26,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{EvidenceError, Result, excerpt};
 use crate::io::Input;
+use crate::jsonl::JsonlReader;
 
 // ---------------------------------------------------------------------------------------------
 // Fault events
@@ -481,21 +482,19 @@ pub fn ensure_ascii(json: &str) -> String {
 }
 
 /// Streams fault events from a JSONL source, skipping blank lines; errors name `source:line`.
+/// The line handling is [`JsonlReader`]'s; only the strict per-line parser is this module's.
 pub struct FaultEventReader<R> {
-    reader: R,
+    lines: JsonlReader<R>,
     source: String,
-    line_no: usize,
-    buf: String,
 }
 
 impl<R: BufRead> FaultEventReader<R> {
     /// Read from `reader`; `source` labels errors (path or `-`).
     pub fn new(reader: R, source: impl Into<String>) -> Self {
+        let source = source.into();
         FaultEventReader {
-            reader,
-            source: source.into(),
-            line_no: 0,
-            buf: String::new(),
+            lines: JsonlReader::new(reader, source.clone()),
+            source,
         }
     }
 }
@@ -505,27 +504,10 @@ impl<R: BufRead> Iterator for FaultEventReader<R> {
     type Item = Result<(usize, FaultEvent)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            self.buf.clear();
-            self.line_no += 1;
-            match self.reader.read_line(&mut self.buf) {
-                Ok(0) => return None,
-                Ok(_) => {
-                    if self.buf.trim().is_empty() {
-                        continue;
-                    }
-                    let line = self.buf.trim_end_matches(['\n', '\r']);
-                    return Some(
-                        FaultEvent::parse_line(line, &self.source, self.line_no)
-                            .map(|e| (self.line_no, e)),
-                    );
-                }
-                Err(e) => {
-                    let msg = format!("{}:{}", self.source, self.line_no);
-                    return Some(Err(EvidenceError::io("cannot read", msg, e)));
-                }
-            }
-        }
+        Some(match self.lines.next_line()? {
+            Ok((n, line)) => FaultEvent::parse_line(line, &self.source, n).map(|e| (n, e)),
+            Err(e) => Err(e),
+        })
     }
 }
 
