@@ -8,6 +8,7 @@ use crate::dotenv::{EnvDoc, parse_bool, parse_non_negative_f64};
 use crate::error::Result;
 use crate::exit::Exit;
 use crate::io::Input;
+use crate::provenance::KeyCase;
 use crate::time::{UtcTime, decimal_resolution_ns, now_ns, parse_utc};
 
 /// Flags every verifier shares.
@@ -307,6 +308,36 @@ impl Verdict {
             self.malformed("duration_matches_timestamps", detail);
         }
         secs
+    }
+
+    /// When the provenance block is present, check its times: both UTC, started <= finished.
+    /// Times that contradict each other make the evidence malformed (exit 2). Evidence without a
+    /// provenance block (the original's) is not judged here.
+    pub fn provenance_times(&mut self, doc: &EnvDoc, case: KeyCase) {
+        let key = |k: &str| match case {
+            KeyCase::Lower => k.to_string(),
+            KeyCase::Upper => k.to_ascii_uppercase(),
+        };
+        let (started, finished) = (
+            key("provenance_started_utc"),
+            key("provenance_finished_utc"),
+        );
+        if doc.get(&started).is_none() || doc.get(&finished).is_none() {
+            return;
+        }
+        match (self.utc(doc, &started), self.utc(doc, &finished)) {
+            (Some(a), Some(b)) if a.ns <= b.ns => {
+                self.pass(
+                    "provenance_times_ordered",
+                    format!("{started} <= {finished}"),
+                );
+            }
+            (Some(_), Some(_)) => self.malformed(
+                "provenance_times_ordered",
+                format!("{finished} is before {started}"),
+            ),
+            _ => {}
+        }
     }
 
     /// Reject dry-run evidence unless allowed: reads `dry_run_key` (e.g. `provenance_dry_run` or

@@ -9,6 +9,7 @@ use clap::{CommandFactory as _, Parser};
 use deploy_core::rollback::{KEYS, PLATFORMS};
 use evidence_core::cli::EXIT_STATUS_HELP;
 use evidence_core::dotenv::parse_bool;
+use evidence_core::provenance::KeyCase;
 use evidence_core::verify::{Verdict, VerifyArgs, read_env};
 use evidence_core::{EvidenceError, Exit, Result};
 
@@ -140,28 +141,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         );
     }
 
-    // Provenance times in order, when present.
-    if let (Some(_), Some(_)) = (
-        doc.get("provenance_started_utc"),
-        doc.get("provenance_finished_utc"),
-    ) {
-        let (a, b) = (
-            v.utc(&doc, "provenance_started_utc"),
-            v.utc(&doc, "provenance_finished_utc"),
-        );
-        match (a, b) {
-            (Some(a), Some(b)) if a.ns <= b.ns => v.pass(
-                "provenance_times_ordered",
-                "provenance_started_utc <= provenance_finished_utc",
-            ),
-            // Evidence contradicting itself is malformed, not a breach.
-            (Some(_), Some(_)) => v.malformed(
-                "provenance_times_ordered",
-                "provenance_finished_utc is before provenance_started_utc",
-            ),
-            _ => {}
-        }
-    }
+    v.provenance_times(&doc, KeyCase::Lower);
     v.emit(cli.verify.format)
 }
 

@@ -12,6 +12,7 @@ use clap::{CommandFactory as _, Parser};
 use deploy_core::rollout::HEAD_KEYS;
 use evidence_core::cli::EXIT_STATUS_HELP;
 use evidence_core::dotenv::{EnvDoc, parse_bool, parse_non_negative_f64, parse_u64};
+use evidence_core::provenance::KeyCase;
 use evidence_core::time::parse_utc;
 use evidence_core::verify::{Verdict, VerifyArgs, read_env};
 use evidence_core::{Exit, Result};
@@ -246,25 +247,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             format!("release before {before}, after the rollback {after}"),
         );
     }
-    if let (Some(a), Some(b)) = (
-        doc.get("PROVENANCE_STARTED_UTC"),
-        doc.get("PROVENANCE_FINISHED_UTC"),
-    ) {
-        match (parse_utc(a), parse_utc(b)) {
-            (Some(a), Some(b)) if a.ns <= b.ns => v.pass(
-                "provenance_times_ordered",
-                "PROVENANCE_STARTED_UTC <= PROVENANCE_FINISHED_UTC",
-            ),
-            (Some(_), Some(_)) => v.malformed(
-                "provenance_times_ordered",
-                "PROVENANCE_FINISHED_UTC is before PROVENANCE_STARTED_UTC",
-            ),
-            _ => v.malformed(
-                "provenance_times",
-                "PROVENANCE_STARTED_UTC/FINISHED_UTC must be UTC timestamps",
-            ),
-        }
-    }
+    v.provenance_times(&doc, KeyCase::Upper);
     v.emit(cli.verify.format)
 }
 

@@ -6,6 +6,7 @@
 use clap::{CommandFactory as _, Parser};
 use evidence_core::cli::EXIT_STATUS_HELP;
 use evidence_core::dotenv::{EnvDoc, parse_u64};
+use evidence_core::provenance::KeyCase;
 use evidence_core::verify::{Verdict, VerifyArgs, read_env};
 use evidence_core::{EvidenceError, Exit, Result};
 
@@ -58,6 +59,7 @@ pub fn check(doc: &EnvDoc, max_rto: f64, max_rpo: u64, allow_dry_run: bool) -> V
         "recovery_complete_utc",
         "rto_seconds",
     );
+    v.provenance_times(doc, KeyCase::Lower);
     let rpo = non_empty(doc, "rpo_events").and_then(|text| {
         let n = parse_u64(text);
         if n.is_none() {

@@ -105,6 +105,18 @@ fn recovery_before_failure_is_malformed() {
 }
 
 #[test]
+fn provenance_finished_before_started_is_malformed() {
+    verify("provenance_reversed.env", &[])
+        .code(2)
+        .stdout_is("")
+        .stderr_is(&failed(
+            "provenance_reversed.env",
+            "provenance_times_ordered",
+            "provenance_finished_utc is before provenance_started_utc",
+        ));
+}
+
+#[test]
 fn rto_contradicting_the_timestamps_is_malformed() {
     verify("rto_disagrees.env", &[])
         .code(2)
