@@ -17,6 +17,7 @@ use evidence_core::{Exit, cli};
 fn drill(dir: &Path) -> evidence_core::Result<Exit> {
     let lock = LockFile::acquire(&dir.join("d.lock"), "test drill")?;
     let r = Reaper::start(&ReaperOptions::new(dir.join("groups.json")), Some(&lock))?;
+    #[allow(clippy::zombie_processes)] // the reaper stops it; this process is SIGKILLed
     let child = Command::new("sleep")
         .arg("300")
         .process_group(0)
