@@ -208,13 +208,25 @@ impl TypedValueParser for DurationParser {
 pub struct F64Parser {
     min: f64,
     max: f64,
+    zero: bool,
 }
 
 impl F64Parser {
     /// Accept `min ..= max`.
     #[must_use]
     pub fn new(min: f64, max: f64) -> Self {
-        F64Parser { min, max }
+        F64Parser {
+            min,
+            max,
+            zero: false,
+        }
+    }
+
+    /// Also accept exactly 0 (e.g. a rate where 0 means "as fast as possible").
+    #[must_use]
+    pub fn or_zero(mut self) -> Self {
+        self.zero = true;
+        self
     }
 
     /// Parse and range-check `text`.
@@ -226,10 +238,15 @@ impl F64Parser {
             .trim()
             .parse()
             .map_err(|_| format!("expected a number, found {text:?}"))?;
+        if self.zero && v == 0.0 {
+            return Ok(0.0);
+        }
         if !v.is_finite() || v < self.min || v > self.max {
             return Err(format!(
-                "expected a number from {} to {}, found {text:?}",
-                self.min, self.max
+                "expected {}a number from {} to {}, found {text:?}",
+                if self.zero { "0 or " } else { "" },
+                self.min,
+                self.max
             ));
         }
         Ok(v)
@@ -321,6 +338,9 @@ mod tests {
         assert!(p.check("inf").is_err());
         assert!(p.check("-1").is_err());
         assert_eq!(p.check("1000"), Ok(1000.0));
+        let p = F64Parser::new(0.001, 1e6).or_zero();
+        assert_eq!(p.check("0"), Ok(0.0));
+        assert!(p.check("1e-300").unwrap_err().contains("0 or a number from"));
     }
 
     #[test]
