@@ -6,16 +6,21 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use evidence_core::cli::{self, EXIT_STATUS_HELP};
+use evidence_core::cli;
 use evidence_core::{EvidenceError, Exit, Result};
 use trading_calendar::guard::judge;
 use trading_calendar::{Calendar, NightSelect, parse_rfc3339};
 
-const AFTER_HELP: &str = "EXAMPLE:\n  session-guard && make wal-drill            # in cron: drills only outside sessions\n  session-guard --at 2026-03-13T22:00:00+08:00 --margin-minutes 30\n\nExit 0 means drills may run now; 1 means a session is open or within the margin (the\nreason and the next allowed window are printed).";
+const AFTER_HELP: &str = "EXAMPLE:\n  session-guard && make wal-drill            # in cron: drills only outside sessions\n  session-guard --at 2026-03-13T22:00:00+08:00 --margin-minutes 30";
+
+const EXIT_HELP: &str = "EXIT STATUS:
+  0    drills may run: no trading session within the margin
+  1    a trading session is open or within the margin (the reason and the next window are printed)
+  2    bad input: a bad time, a bad calendar file, a time the calendar cannot judge";
 
 /// Refuse drills during China futures trading sessions (Asia/Shanghai, +08:00).
 #[derive(Debug, Parser)]
-#[command(version, after_help = format!("{AFTER_HELP}\n\n{EXIT_STATUS_HELP}"))]
+#[command(version, after_help = format!("{AFTER_HELP}\n\n{EXIT_HELP}"))]
 pub struct Cli {
     /// The instant to judge, RFC 3339 (default: now), e.g. 2026-03-13T22:00:00+08:00.
     #[arg(long)]

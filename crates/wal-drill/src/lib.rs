@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::{CommandFactory as _, Parser};
-use evidence_core::cli::{EXIT_STATUS_HELP, info, warn};
+use evidence_core::cli::{info, warn};
 use evidence_core::dotenv::EnvWriter;
 use evidence_core::drill::{Drill, DrillArgs, DrillDefaults};
 use evidence_core::duration::{DurationParser, F64Parser};
@@ -50,9 +50,17 @@ EXAMPLE:
 
 ";
 
+const EXIT_HELP: &str = "EXIT STATUS:
+  0    pass: every run recovered within --max-rto-seconds and --max-rpo-events (dry run: the plan
+       was printed)
+  1    a run missed a target or its recovery failed; evidence is written (result=fail)
+  2    bad flags, a WAL no drill has used, a held lock, an output that cannot be written, a writer
+       that acknowledged nothing or ended before the kill; no evidence
+  130  interrupted by SIGINT/SIGTERM (the writer was killed); no evidence";
+
 /// Run a real WAL crash-recovery drill and write its evidence.
 #[derive(Debug, Parser)]
-#[command(name = "wal-drill", version, after_help = format!("{AFTER_HELP}{EXIT_STATUS_HELP}"))]
+#[command(name = "wal-drill", version, after_help = format!("{AFTER_HELP}{EXIT_HELP}"))]
 pub struct Cli {
     /// Scratch WAL of the drill: removed and recreated at the start of every run (a non-empty file
     /// that no drill has used, i.e. without `<wal>.drill.lock` beside it, is refused).
