@@ -420,6 +420,30 @@ fn unwritable_output_is_refused_before_the_wal_is_touched() {
     run(BIN, &["--drill-id", "a/b"], None, None)
         .code(2)
         .stderr_has("expected a drill id");
+    // --results-dir moves the evidence; nothing is written outside it (but the scratch WAL).
+    sibling("wal-writer");
+    sibling("wal-replay");
+    let res = dir.path().join("res");
+    run(
+        BIN,
+        &[
+            "--execute",
+            "--wal-path",
+            wal.to_str().unwrap(),
+            "--results-dir",
+            res.to_str().unwrap(),
+            "--kill-after-ms",
+            "50ms",
+            "--rate",
+            "2000",
+        ],
+        None,
+        Some(dir.path()),
+    )
+    .code(0)
+    .stdout_is("");
+    assert!(res.join("wal_recovery_result.env").is_file());
+    assert!(!dir.path().join("docs").exists());
 }
 
 fn spawn_drill(wal: &Path, out: &Path, extra: &[&str]) -> Child {
