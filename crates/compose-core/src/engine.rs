@@ -20,7 +20,9 @@
 //! them through `docker-proxy` on 127.0.0.1; they have no route to the internet (no NAT), which is
 //! why images are built with `--network host`. Stopping sends SIGTERM and waits, kills leftovers of
 //! this engine only (processes whose command line names its run folder), unmounts the `nsfs` mounts
-//! it leaves (`exec/netns/default`), and removes the socket and exec root; the data root stays.
+//! it leaves (`exec/netns/default`), and removes the socket and exec root, and the trust key and
+//! plugin folder `dockerd` creates outside its roots when they were not there before; the data
+//! root stays.
 
 use std::ffi::OsString;
 use std::fs;
@@ -332,6 +334,7 @@ impl PrivateEngine {
         }
         let _ = fs::remove_file(&sock);
         let _ = fs::remove_file(opts.pid_file());
+        record_host_paths(&opts.run_dir);
         let config = opts.run_dir.join("daemon.json");
         fs::write(&config, "{}\n").map_err(|e| EvidenceError::io("cannot write", &config, e))?;
         let log = fs::OpenOptions::new()
@@ -484,7 +487,8 @@ impl PrivateEngine {
     /// Stop the daemon: SIGTERM, wait up to `stop_timeout`, then SIGKILL its process group; kill
     /// any process left whose command line names the run folder (containerd, shims); unmount
     /// every mount under the run folder and the data root; remove the socket, pid file and exec
-    /// root. Returns the `engine_stop` step (`ok` false when SIGKILL was needed).
+    /// root, and the [`DOCKERD_HOST_PATHS`] its start created (unless another `dockerd` runs).
+    /// Returns the `engine_stop` step (`ok` false when SIGKILL was needed).
     pub fn stop(mut self) -> Result<Step> {
         self.stop_inner()
     }
@@ -573,6 +577,7 @@ impl PrivateEngine {
         }
         let _ = fs::remove_file(self.opts.socket());
         let _ = fs::remove_file(self.opts.pid_file());
+        remove_created_host_paths(&self.opts.run_dir);
         if mounts_under(&self.opts.exec_root()).is_empty() {
             let _ = fs::remove_dir_all(self.opts.exec_root());
         }
@@ -593,6 +598,52 @@ impl Drop for PrivateEngine {
     fn drop(&mut self) {
         if !self.stopped {
             let _ = self.stop_inner();
+        }
+    }
+}
+
+/// Paths outside its roots that `dockerd` creates whatever its flags: its trust key (20.10) and
+/// the plugin discovery folder.
+pub const DOCKERD_HOST_PATHS: &[&str] = &[
+    "/etc/docker/key.json",
+    "/etc/docker",
+    "/run/docker/plugins",
+    "/run/docker",
+];
+
+const CREATED_FILE: &str = "host-paths-created";
+
+/// Before a start: note which of [`DOCKERD_HOST_PATHS`] do not exist yet.
+fn record_host_paths(run_dir: &Path) {
+    let absent: Vec<&str> = DOCKERD_HOST_PATHS
+        .iter()
+        .copied()
+        .filter(|p| fs::symlink_metadata(p).is_err())
+        .collect();
+    let _ = fs::write(run_dir.join(CREATED_FILE), absent.join("\n"));
+}
+
+/// After a stop: remove what the start created (files; folders only when empty), unless another
+/// `dockerd` is running and may use them.
+fn remove_created_host_paths(run_dir: &Path) {
+    let file = run_dir.join(CREATED_FILE);
+    let Ok(list) = fs::read_to_string(&file) else {
+        return;
+    };
+    let _ = fs::remove_file(&file);
+    let others = fs::read_dir("/proc").is_ok_and(|rd| {
+        rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .any(|p| pid_alive(p) && is_dockerd(p))
+    });
+    if others {
+        return;
+    }
+    for p in list.lines().filter(|l| DOCKERD_HOST_PATHS.contains(l)) {
+        let path = Path::new(p);
+        if path.is_dir() {
+            let _ = fs::remove_dir(path);
+        } else {
+            let _ = fs::remove_file(path);
         }
     }
 }

@@ -78,7 +78,8 @@ fn require(name: &str) -> bool {
 }
 
 /// The host state the engine must leave as found: firewall rules (counters masked: bridged
-/// traffic counts on FORWARD's policy), `ip_forward`, and the engine's links (`docker0`, `br-*`).
+/// traffic counts on FORWARD's policy), `ip_forward`, the engine's links (`docker0`, `br-*`) and
+/// the files `dockerd` creates outside its roots.
 fn host_state() -> String {
     let mut s = String::new();
     for (prog, args) in [
@@ -107,6 +108,9 @@ fn host_state() -> String {
             "{f} {}",
             fs::read_to_string(f).unwrap_or_default()
         ));
+    }
+    for p in compose_core::engine::DOCKERD_HOST_PATHS {
+        s.push_str(&format!("{p} exists: {}\n", Path::new(p).exists()));
     }
     let links = Command::new("ip")
         .args(["-o", "link"])
