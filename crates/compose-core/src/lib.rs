@@ -75,6 +75,6 @@ pub mod step;
 
 pub use engine::{ComposeCli, Engine, EngineOptions, PrivateEngine, PrivateEngineOptions};
 pub use images::{ImageCache, ImagesOutcome, Mirrors, STACK_IMAGES};
-pub use project::{Project, UpOutcome, not_healthy, published_in};
+pub use project::{Project, ServiceLabels, UpOutcome, not_healthy, published_in};
 pub use ps::{PsRow, Publisher, parse_ps_json};
 pub use step::Step;

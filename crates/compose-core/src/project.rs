@@ -3,6 +3,7 @@
 //! The compose base command is `<compose> [--env-file E] -f F -p P`, with `--env-file` added only
 //! when E exists, as the original did. Every operation returns measured [`Step`]s.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -14,6 +15,9 @@ use evidence_core::{EvidenceError, Result};
 use crate::engine::{Engine, QUERY_TIMEOUT, os};
 use crate::ps::{PsRow, rows_from_inspect};
 use crate::step::Step;
+
+/// Labels of each service: service → label → value.
+pub type ServiceLabels = BTreeMap<String, BTreeMap<String, String>>;
 
 /// How often [`Project::wait_healthy`] polls.
 pub const POLL_EVERY: Duration = Duration::from_millis(250);
@@ -161,28 +165,106 @@ impl Project {
     /// `compose up -d` (step `compose_up`; compose itself waits for `depends_on` conditions),
     /// bounded by `timeout`.
     pub fn start(&self, timeout: Duration) -> Result<Step> {
+        self.start_services(&[], false, timeout)
+    }
+
+    /// `compose up -d [--no-deps] [services...]` (step `compose_up`); no services: all of them.
+    /// `no_deps` leaves the services they depend on alone (the multi-host file's second `up`,
+    /// whose env file must not recreate the primary's containers).
+    pub fn start_services(
+        &self,
+        services: &[String],
+        no_deps: bool,
+        timeout: Duration,
+    ) -> Result<Step> {
+        let mut sub: Vec<&str> = vec!["up", "-d"];
+        if no_deps {
+            sub.push("--no-deps");
+        }
+        sub.extend(services.iter().map(String::as_str));
         self.engine
-            .compose("compose_up", &self.compose_args(&["up", "-d"]), timeout)
+            .compose("compose_up", &self.compose_args(&sub), timeout)
+    }
+
+    /// Every service of the file with its labels, variables resolved with this project's env file
+    /// (`compose config`, step `compose_config`). For the multi-host file: which services run on
+    /// which host (`quant_hft.host`) in which role (`quant_hft.role`).
+    pub fn service_labels(&self) -> Result<(Step, ServiceLabels)> {
+        let s = self.engine.compose(
+            "compose_config",
+            &self.compose_args(&["config"]),
+            QUERY_TIMEOUT,
+        )?;
+        if !s.ok {
+            return Ok((s, BTreeMap::new()));
+        }
+        let v: yaml_serde::Value = yaml_serde::from_str(&s.stdout).map_err(|e| {
+            EvidenceError::parse("compose config", 0, "services", "YAML", e.to_string())
+        })?;
+        let mut out = BTreeMap::new();
+        if let Some(m) = v.get("services").and_then(yaml_serde::Value::as_mapping) {
+            for (name, svc) in m {
+                let Some(name) = name.as_str() else { continue };
+                let mut labels = BTreeMap::new();
+                match svc.get("labels") {
+                    Some(yaml_serde::Value::Mapping(l)) => {
+                        for (k, v) in l {
+                            if let Some(k) = k.as_str() {
+                                labels.insert(k.to_string(), yaml_scalar(v));
+                            }
+                        }
+                    }
+                    Some(yaml_serde::Value::Sequence(l)) => {
+                        for item in l.iter().filter_map(yaml_serde::Value::as_str) {
+                            let (k, v) = item.split_once('=').unwrap_or((item, ""));
+                            labels.insert(k.to_string(), v.to_string());
+                        }
+                    }
+                    _ => {}
+                }
+                out.insert(name.to_string(), labels);
+            }
+        }
+        Ok((s, out))
     }
 
     /// Bring the project up and wait until every service of the file has a running container
     /// whose healthcheck (if any) says `healthy`, or `deadline` passes. Steps: `compose_config`,
     /// `compose_up`, `wait_healthy`. A failed step ends it; `healthy` false then.
     pub fn up(&self, deadline: Instant) -> Result<UpOutcome> {
+        self.up_services(&[], false, deadline)
+    }
+
+    /// [`Project::up`] for some services only (none: all), waiting for those to be healthy;
+    /// `no_deps` as in [`Project::start_services`]. Steps: `compose_config`, `compose_up`,
+    /// `wait_healthy` (rename them, e.g. `compose_up_standby`, for the original's step names).
+    pub fn up_services(
+        &self,
+        only: &[String],
+        no_deps: bool,
+        deadline: Instant,
+    ) -> Result<UpOutcome> {
         let mut out = UpOutcome {
             steps: Vec::new(),
             rows: Vec::new(),
             healthy: false,
             up_to_healthy: Duration::ZERO,
         };
-        let (cfg, services) = self.services()?;
+        let (cfg, all) = self.services()?;
         let ok = cfg.ok;
         out.steps.push(cfg);
         if !ok {
             return Ok(out);
         }
+        if let Some(u) = only.iter().find(|s| !all.contains(s)) {
+            return Err(EvidenceError::usage(format!(
+                "service {u} is not in {}",
+                self.file.display()
+            )));
+        }
+        let services = if only.is_empty() { all } else { only.to_vec() };
         let start = Instant::now();
-        let up = self.start(remaining(deadline))?;
+        let up = self.start_services(only, no_deps, remaining(deadline))?;
         let ok = up.ok;
         out.steps.push(up);
         if !ok {
@@ -378,6 +460,15 @@ pub fn not_healthy(services: &[String], rows: &[PsRow]) -> Vec<String> {
             }
         })
         .collect()
+}
+
+fn yaml_scalar(v: &yaml_serde::Value) -> String {
+    match v {
+        yaml_serde::Value::String(s) => s.clone(),
+        yaml_serde::Value::Bool(b) => b.to_string(),
+        yaml_serde::Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    }
 }
 
 fn remaining(deadline: Instant) -> Duration {

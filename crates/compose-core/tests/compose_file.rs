@@ -70,9 +70,9 @@ fn prodlike_file_fixes_the_originals_defects() {
         );
     }
     let template = std::fs::read_to_string(infra().join("redis/sentinel-template.conf")).unwrap();
-    assert!(template.contains("sentinel monitor mymaster redis-primary 6379 2\n"));
+    assert!(template.contains("sentinel monitor mymaster @PRIMARY_HOST@ @PRIMARY_PORT@ 2\n"));
     let start = std::fs::read_to_string(infra().join("docker/redis/redis-start")).unwrap();
-    assert!(start.contains("cp /etc/redis/sentinel-template.conf"));
+    assert!(start.contains("/etc/redis/sentinel-template.conf >\"$conf\""));
     assert!(start.contains("repl-diskless-sync-delay 0"));
     // A real standby.
     assert_eq!(

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use compose_core::engine::{mounts_under, processes_mentioning};
 use compose_core::{
-    ComposeCli, ImageCache, PrivateEngine, PrivateEngineOptions, Project, STACK_IMAGES,
+    ComposeCli, Engine, ImageCache, PrivateEngine, PrivateEngineOptions, Project, STACK_IMAGES,
 };
 
 fn workspace() -> PathBuf {
@@ -202,63 +202,125 @@ impl Drop for Cleanup {
     }
 }
 
+/// A private engine on the cached data root, with the stack's images, and the host state
+/// recorded before it started.
+/// Fields drop in order: the stack and engine first, then the run folder, then the lock.
+struct Env {
+    cleanup: Cleanup,
+    run: tempfile::TempDir,
+    data_root: PathBuf,
+    before: String,
+    _lock: File,
+}
+
+impl Env {
+    fn start() -> Env {
+        let root = workspace();
+        let cache = std::env::var_os("CTP_OPS_COMPOSE_CACHE")
+            .map_or_else(|| root.join("runtime/compose-cache"), PathBuf::from);
+        fs::create_dir_all(&cache).unwrap();
+        // One engine per data root at a time (another test on this checkout waits here).
+        let lock = File::create(cache.join("engine.lock")).unwrap();
+        lock.lock().unwrap();
+        let data_root = cache.join("data-root");
+        let run = tempfile::Builder::new()
+            .prefix("ctpd")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let before = host_state();
+        let mut opts = PrivateEngineOptions::new(run.path(), &data_root);
+        opts.ready_timeout = Duration::from_secs(60);
+        let daemon = PrivateEngine::start(opts).expect("private dockerd");
+        note(&format!(
+            "engine ready in {:.2}s ({}); compose: {:?}",
+            daemon.start_step.duration.as_secs_f64(),
+            daemon.start_step.detail,
+            daemon.engine().compose_cli()
+        ));
+        if let ComposeCli::Standalone(p) = daemon.engine().compose_cli() {
+            assert!(p.ends_with("docker-compose"), "{p:?}");
+        }
+        let env = Env {
+            _lock: lock,
+            run,
+            data_root,
+            before,
+            cleanup: Cleanup {
+                project: None,
+                daemon: Some(daemon),
+            },
+        };
+        let images = ImageCache::new(&cache, root.join("infra/docker"))
+            .ensure(&env.engine(), STACK_IMAGES)
+            .expect("images");
+        note(&format!(
+            "images {} in {:.1}s: {}",
+            if images.warm { "warm" } else { "cold" },
+            images.duration.as_secs_f64(),
+            images
+                .steps
+                .iter()
+                .map(|s| format!("{} {:.1}s", s.name, s.duration.as_secs_f64()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        env
+    }
+
+    fn engine(&self) -> Engine {
+        self.cleanup.daemon.as_ref().unwrap().engine().clone()
+    }
+
+    /// Stop the engine and check nothing is left: no process, mount, listener on `ports`,
+    /// firewall, sysctl, link or file change.
+    fn finish(&mut self, ports: &[SocketAddr]) -> compose_core::Step {
+        let stop = self.cleanup.daemon.take().unwrap().stop().unwrap();
+        assert!(stop.ok, "{}", stop.detail);
+        let marker = self.run.path().display().to_string();
+        assert!(
+            processes_mentioning(&marker).is_empty(),
+            "processes left: {:?}",
+            processes_mentioning(&marker)
+        );
+        assert!(
+            mounts_under(self.run.path()).is_empty(),
+            "{:?}",
+            mounts_under(self.run.path())
+        );
+        assert!(
+            mounts_under(&self.data_root).is_empty(),
+            "{:?}",
+            mounts_under(&self.data_root)
+        );
+        for p in ports {
+            assert!(
+                TcpStream::connect_timeout(p, Duration::from_secs(2)).is_err(),
+                "{p} still listening"
+            );
+        }
+        assert_eq!(
+            self.before,
+            host_state(),
+            "the host firewall, sysctls, links or files changed"
+        );
+        stop
+    }
+}
+
 #[test]
 fn prodlike_compose_stack_runs_for_real_and_leaves_nothing() {
     let name = "prodlike_compose_stack_runs_for_real_and_leaves_nothing";
     if !require(name) {
         return;
     }
+    let mut env = Env::start();
+    let engine = env.engine();
     let root = workspace();
-    let cache = std::env::var_os("CTP_OPS_COMPOSE_CACHE")
-        .map_or_else(|| root.join("runtime/compose-cache"), PathBuf::from);
-    fs::create_dir_all(&cache).unwrap();
-    // One engine per data root at a time (another test run on this checkout waits here).
-    let lock = File::create(cache.join("engine.lock")).unwrap();
-    lock.lock().unwrap();
-    let data_root = cache.join("data-root");
-    let run = tempfile::Builder::new()
-        .prefix("ctpd")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let before = host_state();
     let t0 = Instant::now();
-
-    let mut opts = PrivateEngineOptions::new(run.path(), &data_root);
-    opts.ready_timeout = Duration::from_secs(60);
-    let daemon = PrivateEngine::start(opts).expect("private dockerd");
-    note(&format!(
-        "engine ready in {:.2}s ({}); compose: {:?}",
-        daemon.start_step.duration.as_secs_f64(),
-        daemon.start_step.detail,
-        daemon.engine().compose_cli()
-    ));
-    if let ComposeCli::Standalone(p) = daemon.engine().compose_cli() {
-        assert!(p.ends_with("docker-compose"), "{p:?}");
-    }
-    let mut cleanup = Cleanup {
-        project: None,
-        daemon: Some(daemon),
-    };
-    let engine = cleanup.daemon.as_ref().unwrap().engine().clone();
-
-    let images = ImageCache::new(&cache, root.join("infra/docker"))
-        .ensure(&engine, STACK_IMAGES)
-        .expect("images");
-    note(&format!(
-        "images {} in {:.1}s: {}",
-        if images.warm { "warm" } else { "cold" },
-        images.duration.as_secs_f64(),
-        images
-            .steps
-            .iter()
-            .map(|s| format!("{} {:.1}s", s.name, s.duration.as_secs_f64()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
 
     let redis_pw = secret();
     let pg_pw = secret();
-    let env_file = run.path().join("stack.env");
+    let env_file = env.run.path().join("stack.env");
     fs::write(
         &env_file,
         format!("REDIS_PASSWORD={redis_pw}\nTIMESCALE_PASSWORD={pg_pw}\n"),
@@ -271,7 +333,7 @@ fn prodlike_compose_stack_runs_for_real_and_leaves_nothing() {
         Some(env_file),
     )
     .unwrap();
-    cleanup.project = Some(project.clone());
+    env.cleanup.project = Some(project.clone());
 
     let up = project
         .up(Instant::now() + Duration::from_secs(180))
@@ -419,7 +481,7 @@ fn prodlike_compose_stack_runs_for_real_and_leaves_nothing() {
     let ports: Vec<SocketAddr> = [primary, pg, standby].into();
     let down = project.down(true, Duration::from_secs(120)).unwrap();
     assert!(down.ok, "{}", down.failure_message());
-    cleanup.project = None;
+    env.cleanup.project = None;
     let (ps, rows) = project.ps().unwrap();
     assert!(ps.ok && rows.is_empty(), "{rows:?}");
     let vols = engine
@@ -436,39 +498,141 @@ fn prodlike_compose_stack_runs_for_real_and_leaves_nothing() {
         )
         .unwrap();
     assert!(vols.ok && vols.stdout.trim().is_empty(), "{}", vols.stdout);
-    let stop = cleanup.daemon.take().unwrap().stop().unwrap();
-    assert!(stop.ok, "{}", stop.detail);
+    let stop = env.finish(&ports);
     note(&format!(
         "down {:.2}s, engine stop {:.2}s, whole test {:.1}s",
         down.duration.as_secs_f64(),
         stop.duration.as_secs_f64(),
         t0.elapsed().as_secs_f64()
     ));
-    let marker = run.path().display().to_string();
-    assert!(
-        processes_mentioning(&marker).is_empty(),
-        "processes left: {:?}",
-        processes_mentioning(&marker)
-    );
-    assert!(
-        mounts_under(run.path()).is_empty(),
-        "{:?}",
-        mounts_under(run.path())
-    );
-    assert!(
-        mounts_under(&data_root).is_empty(),
-        "{:?}",
-        mounts_under(&data_root)
-    );
-    for p in ports {
-        assert!(
-            TcpStream::connect_timeout(&p, Duration::from_secs(2)).is_err(),
-            "{p} still listening"
-        );
+}
+
+/// The corrected multi-host file on one engine, as the original's two steps ran it: the primary
+/// side with the primary env file, then the standby and witness side with the standby env file
+/// (`--no-deps`, so the primary's containers are left as they are). Rows carry the host and role
+/// labels; the standby side really replicates from the primary side.
+#[test]
+fn multi_host_compose_file_runs_in_two_steps_with_placement_labels() {
+    let name = "multi_host_compose_file_runs_in_two_steps_with_placement_labels";
+    if !require(name) {
+        return;
     }
+    let mut env = Env::start();
+    let engine = env.engine();
+    let file = workspace().join("infra/docker-compose.prodlike.multi-host.yaml");
+    let redis_pw = secret();
+    let pg_pw = secret();
+    let mut projects = Vec::new();
+    for role in ["primary", "standby"] {
+        let f = env.run.path().join(format!("prodlike-{role}.env"));
+        fs::write(
+            &f,
+            format!("ROLE={role}\nREDIS_PASSWORD={redis_pw}\nTIMESCALE_PASSWORD={pg_pw}\n"),
+        )
+        .unwrap();
+        projects.push(Project::new(&engine, &file, "ctp-multi-host-test", Some(f)).unwrap());
+    }
+    let (primary, standby) = (&projects[0], &projects[1]);
+    env.cleanup.project = Some(primary.clone());
+
+    let (cfg, labels) = primary.service_labels().unwrap();
+    assert!(cfg.ok, "{}", cfg.failure_message());
+    let side = |roles: &[&str]| -> Vec<String> {
+        labels
+            .iter()
+            .filter(|(_, l)| {
+                l.get("quant_hft.role")
+                    .is_some_and(|r| roles.contains(&r.as_str()))
+            })
+            .map(|(s, _)| s.clone())
+            .collect()
+    };
+    let primary_side = side(&["primary"]);
+    let standby_side = side(&["standby", "witness"]);
     assert_eq!(
-        before,
-        host_state(),
-        "the host firewall, sysctls or links changed"
+        primary_side,
+        ["redis-primary", "redis-sentinel-1", "timescale-primary"]
     );
+    assert_eq!(
+        standby_side,
+        [
+            "redis-replica",
+            "redis-sentinel-2",
+            "redis-sentinel-3",
+            "timescale-replica"
+        ]
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let up1 = primary.up_services(&primary_side, false, deadline).unwrap();
+    assert!(
+        up1.healthy,
+        "{:?}",
+        up1.failed_step().map(compose_core::Step::failure_message)
+    );
+    let id_before = up1
+        .rows
+        .iter()
+        .find(|r| r.service == "redis-primary")
+        .unwrap()
+        .id
+        .clone();
+    let up2 = standby.up_services(&standby_side, true, deadline).unwrap();
+    assert!(
+        up2.healthy,
+        "{:?}",
+        up2.failed_step().map(compose_core::Step::failure_message)
+    );
+    assert!(
+        up2.steps[1]
+            .command_line()
+            .contains(" up -d --no-deps redis-replica ")
+    );
+    note(&format!(
+        "multi-host: primary side healthy in {:.2}s, standby side in {:.2}s",
+        up1.up_to_healthy.as_secs_f64(),
+        up2.up_to_healthy.as_secs_f64()
+    ));
+
+    let (_, rows) = primary.ps().unwrap();
+    assert_eq!(rows.len(), 7);
+    assert!(rows.iter().all(compose_core::PsRow::healthy), "{rows:?}");
+    let row = |s: &str| rows.iter().find(|r| r.service == s).unwrap();
+    assert_eq!(
+        row("redis-primary").id,
+        id_before,
+        "the second up recreated the primary"
+    );
+    assert_eq!(
+        row("redis-primary").label("quant_hft.host"),
+        Some("primary-host")
+    );
+    assert_eq!(
+        row("timescale-replica").label("quant_hft.host"),
+        Some("standby-host")
+    );
+    assert_eq!(
+        row("timescale-replica").label("quant_hft.role"),
+        Some("standby")
+    );
+    assert_eq!(
+        row("redis-sentinel-3").label("quant_hft.role"),
+        Some("witness")
+    );
+    // A saved `compose ps` of these rows reads back with its labels (the health checker's input).
+    let saved: String = rows.iter().map(|r| format!("{}\n", r.to_json())).collect();
+    let back = compose_core::parse_ps_json(&saved, "saved").unwrap();
+    assert_eq!(back, rows);
+
+    let replica = primary.published("redis-replica", 6379).unwrap();
+    assert!(redis_cli(replica, Some(&redis_pw), &["ROLE"]).starts_with("slave\n"));
+    let standby_pg = primary.published("timescale-replica", 5432).unwrap();
+    assert_eq!(psql(standby_pg, &pg_pw, "select pg_is_in_recovery()"), "t");
+    let s3 = primary.published("redis-sentinel-3", 26379).unwrap();
+    assert!(redis_cli(s3, None, &["SENTINEL", "ckquorum", "mymaster"]).starts_with("OK"));
+
+    let down = primary.down(true, Duration::from_secs(120)).unwrap();
+    assert!(down.ok, "{}", down.failure_message());
+    env.cleanup.project = None;
+    env.finish(&[replica, standby_pg, s3]);
 }
