@@ -24,7 +24,7 @@ use crate::engine::{Engine, mounts_under, os};
 use crate::step::{Step, run_step};
 
 /// The images of the prod-like stack, as folders of `infra/docker/`.
-pub const STACK_IMAGES: &[&str] = &["redis", "postgres"];
+pub const STACK_IMAGES: &[&str] = &["redis", "postgres", "monitoring"];
 
 /// Apt mirrors for the base root filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]

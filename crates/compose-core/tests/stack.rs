@@ -179,6 +179,48 @@ fn psql(addr: SocketAddr, password: &str, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// `GET path` on `addr`: the body (de-chunked), or empty on any failure.
+fn http(addr: SocketAddr, path: &str) -> String {
+    evidence_core::health::http_get(&format!("http://{addr}{path}"), Duration::from_secs(3))
+        .map(|r| dechunk(&r.body))
+        .unwrap_or_default()
+}
+
+/// `evidence_core::health::http_get` returns a chunked body as it came (Prometheus' API answers
+/// chunked): strip the framing when the body starts with a chunk-size line.
+fn dechunk(body: &str) -> String {
+    let looks_chunked = body
+        .split_once("\r\n")
+        .is_some_and(|(h, _)| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()));
+    if !looks_chunked {
+        return body.to_string();
+    }
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].strip_prefix("\r\n").unwrap_or(&tail[n..]);
+    }
+    out
+}
+
+/// (targets up, all targets) from Prometheus' `/api/v1/targets`.
+fn targets_up(prom: SocketAddr) -> Option<(usize, usize)> {
+    let v: serde_json::Value = serde_json::from_str(&http(prom, "/api/v1/targets")).ok()?;
+    let active = v.pointer("/data/activeTargets")?.as_array()?;
+    let up = active
+        .iter()
+        .filter(|t| t.get("health").and_then(serde_json::Value::as_str) == Some("up"))
+        .count();
+    Some((up, active.len()))
+}
+
 fn secret() -> String {
     (0..24)
         .map(|_| fastrand::alphanumeric())
@@ -362,6 +404,12 @@ fn prodlike_compose_stack_runs_for_real_and_leaves_nothing() {
     assert_eq!(
         services,
         [
+            "alert-receiver",
+            "alertmanager",
+            "postgres-exporter-primary",
+            "postgres-exporter-replica",
+            "prometheus",
+            "redis-exporter",
             "redis-primary",
             "redis-replica",
             "redis-sentinel-1",
@@ -454,6 +502,35 @@ fn prodlike_compose_stack_runs_for_real_and_leaves_nothing() {
         psql(standby, &pg_pw, "select v from t") == "42"
     });
 
+    // Prometheus scrapes every target (the exporters see the real servers).
+    let prom = project.published("prometheus", 9090).unwrap();
+    let receiver = project.published("alert-receiver", 9095).unwrap();
+    let t = Instant::now();
+    // Generous: on a loaded 2-core box the first scrapes can take tens of seconds.
+    let mut last = None;
+    let ok = evidence_core::signals::wait_until(
+        Instant::now() + Duration::from_secs(180),
+        Duration::from_millis(250),
+        || {
+            last = targets_up(prom);
+            last.filter(|(up, all)| *all == 7 && up == all)
+        },
+    )
+    .unwrap();
+    assert!(
+        ok.is_some(),
+        "Prometheus targets (up, all) = {last:?} after 180 s: {}",
+        http(prom, "/api/v1/targets")
+    );
+    note(&format!(
+        "all Prometheus targets up {:.2}s after the stack was healthy",
+        t.elapsed().as_secs_f64()
+    ));
+    assert!(
+        http(prom, "/api/v1/query?query=redis_up")
+            .contains(r#""instance":"redis://redis-replica:6379""#)
+    );
+
     // The replica killed: its row says so, and a wait for health gives up at once.
     let kill = project.kill("redis-replica").unwrap();
     assert!(kill.ok, "{}", kill.failure_message());
@@ -466,6 +543,20 @@ fn prodlike_compose_stack_runs_for_real_and_leaves_nothing() {
         TcpStream::connect_timeout(&replica, Duration::from_secs(2)).is_err(),
         "the replica's port still answers"
     );
+    // The alert for it goes Prometheus → Alertmanager → the recording receiver.
+    let t = Instant::now();
+    test_support::wait_until(
+        Duration::from_secs(120),
+        "RedisDown at the receiver",
+        || {
+            let got = http(receiver, "/alerts");
+            got.contains(r#""alertname":"RedisDown""#) && got.contains("redis://redis-replica:6379")
+        },
+    );
+    note(&format!(
+        "RedisDown for the killed replica at the receiver {:.2}s after the kill",
+        t.elapsed().as_secs_f64()
+    ));
     let all: Vec<String> = rows.iter().map(|r| r.service.clone()).collect();
     let (wait, _) = project
         .wait_healthy(&all, Instant::now() + Duration::from_secs(30))
@@ -478,7 +569,7 @@ fn prodlike_compose_stack_runs_for_real_and_leaves_nothing() {
     );
 
     // Down with purge, engine stopped: nothing left.
-    let ports: Vec<SocketAddr> = [primary, pg, standby].into();
+    let ports: Vec<SocketAddr> = [primary, pg, standby, prom, receiver].into();
     let down = project.down(true, Duration::from_secs(120)).unwrap();
     assert!(down.ok, "{}", down.failure_message());
     env.cleanup.project = None;
