@@ -9,7 +9,7 @@
 //! where it fails.
 #![allow(clippy::unwrap_used, reason = "test helpers panic on setup failures")]
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use compose_core::engine::{mounts_under, processes_mentioning};
 use compose_core::{
-    ComposeCli, Engine, ImageCache, PrivateEngine, PrivateEngineOptions, Project, STACK_IMAGES,
+    CacheLock, ComposeCli, Engine, ImageCache, PrivateEngine, PrivateEngineOptions, Project,
+    STACK_IMAGES,
 };
 
 fn workspace() -> PathBuf {
@@ -78,8 +79,8 @@ fn require(name: &str) -> bool {
 }
 
 /// The host state the engine must leave as found: firewall rules (counters masked: bridged
-/// traffic counts on FORWARD's policy), `ip_forward`, the engine's links (`docker0`, `br-*`) and
-/// the files `dockerd` creates outside its roots.
+/// traffic counts on FORWARD's policy), `ip_forward` and `docker0`. Private engines of other
+/// checkouts may run meanwhile: the project's own bridge and `dockerd`'s files are checked apart.
 fn host_state() -> String {
     let mut s = String::new();
     for (prog, args) in [
@@ -109,22 +110,27 @@ fn host_state() -> String {
             fs::read_to_string(f).unwrap_or_default()
         ));
     }
-    for p in compose_core::engine::DOCKERD_HOST_PATHS {
-        s.push_str(&format!("{p} exists: {}\n", Path::new(p).exists()));
-    }
     let links = Command::new("ip")
         .args(["-o", "link"])
         .output()
         .expect("ip");
     for l in String::from_utf8_lossy(&links.stdout).lines() {
-        // Only what an engine creates: other work on this machine adds its own veths.
+        // Only docker0 (never made with --bridge=none): other engines and drills on this
+        // machine add their own bridges and veths; the project's bridge is checked by name.
         if let Some(name) = l.split(':').nth(1).map(str::trim)
-            && (name.starts_with("docker") || name.starts_with("br-"))
+            && name.starts_with("docker")
         {
             s.push_str(&format!("link {name}\n"));
         }
     }
     s
+}
+
+fn link_exists(name: &str) -> bool {
+    Command::new("ip")
+        .args(["link", "show", "dev", name])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn mask_counters(line: &str) -> String {
@@ -252,24 +258,30 @@ struct Env {
     run: tempfile::TempDir,
     data_root: PathBuf,
     before: String,
-    _lock: File,
+    /// `dockerd`'s own files outside its roots that did not exist before it started.
+    absent: Vec<&'static str>,
+    /// The projects' bridge links (`br-<network id>`).
+    bridges: Vec<String>,
+    _lock: CacheLock,
 }
 
 impl Env {
     fn start() -> Env {
         let root = workspace();
-        let cache = std::env::var_os("CTP_OPS_COMPOSE_CACHE")
-            .map_or_else(|| root.join("runtime/compose-cache"), PathBuf::from);
-        fs::create_dir_all(&cache).unwrap();
+        let cache = compose_core::default_cache_dir(&root);
         // One engine per data root at a time (another test on this checkout waits here).
-        let lock = File::create(cache.join("engine.lock")).unwrap();
-        lock.lock().unwrap();
-        let data_root = cache.join("data-root");
+        let lock = CacheLock::acquire(&cache).unwrap();
+        let data_root = compose_core::data_root(&cache);
         let run = tempfile::Builder::new()
             .prefix("ctpd")
             .tempdir_in("/tmp")
             .unwrap();
         let before = host_state();
+        let absent = compose_core::engine::DOCKERD_HOST_PATHS
+            .iter()
+            .copied()
+            .filter(|p| !Path::new(p).exists())
+            .collect();
         let mut opts = PrivateEngineOptions::new(run.path(), &data_root);
         opts.ready_timeout = Duration::from_secs(60);
         let daemon = PrivateEngine::start(opts).expect("private dockerd");
@@ -287,6 +299,8 @@ impl Env {
             run,
             data_root,
             before,
+            absent,
+            bridges: Vec::new(),
             cleanup: Cleanup {
                 project: None,
                 daemon: Some(daemon),
@@ -307,6 +321,33 @@ impl Env {
                 .join(", ")
         ));
         env
+    }
+
+    /// Remember `project`'s bridge links, to check they are gone at the end.
+    fn note_bridges(&mut self, project: &Project) {
+        let filter = format!("label=com.docker.compose.project={}", project.name());
+        let s = self
+            .engine()
+            .docker(
+                "networks",
+                &[
+                    "network".into(),
+                    "ls".into(),
+                    "-q".into(),
+                    "--no-trunc".into(),
+                    "--filter".into(),
+                    filter.into(),
+                ],
+                Duration::from_secs(30),
+            )
+            .unwrap();
+        assert!(s.ok, "{}", s.failure_message());
+        for id in s.stdout.split_whitespace() {
+            let link = format!("br-{}", &id[..12]);
+            assert!(link_exists(&link), "no link {link} for network {id}");
+            self.bridges.push(link);
+        }
+        assert!(!self.bridges.is_empty());
     }
 
     fn engine(&self) -> Engine {
@@ -343,8 +384,20 @@ impl Env {
         assert_eq!(
             self.before,
             host_state(),
-            "the host firewall, sysctls, links or files changed"
+            "the host firewall, sysctls or docker0 changed"
         );
+        for b in &self.bridges {
+            assert!(!link_exists(b), "bridge {b} left behind");
+        }
+        let other_dockerd = Command::new("pgrep")
+            .args(["-x", "dockerd"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !other_dockerd {
+            for p in &self.absent {
+                assert!(!Path::new(p).exists(), "{p} left behind");
+            }
+        }
         stop
     }
 }
@@ -378,7 +431,7 @@ fn prodlike_compose_stack_runs_for_real_and_leaves_nothing() {
     env.cleanup.project = Some(project.clone());
 
     let up = project
-        .up(Instant::now() + Duration::from_secs(180))
+        .up(Instant::now() + Duration::from_secs(300))
         .unwrap();
     assert!(
         up.healthy,
@@ -400,6 +453,7 @@ fn prodlike_compose_stack_runs_for_real_and_leaves_nothing() {
         up.up_to_healthy.as_secs_f64(),
         up.steps[1].duration.as_secs_f64()
     ));
+    env.note_bridges(&project);
     let services: Vec<&str> = up.rows.iter().map(|r| r.service.as_str()).collect();
     assert_eq!(
         services,
@@ -531,6 +585,21 @@ fn prodlike_compose_stack_runs_for_real_and_leaves_nothing() {
             .contains(r#""instance":"redis://redis-replica:6379""#)
     );
 
+    // No RedisDown pending from the start-up (a scrape before the replica answered), so the
+    // notification looked for below is the kill's.
+    test_support::wait_until(
+        Duration::from_secs(120),
+        "no RedisDown alert active",
+        || {
+            http(
+                prom,
+                "/api/v1/query?query=ALERTS%7Balertname%3D%22RedisDown%22%7D",
+            )
+            .contains(r#""result":[]"#)
+        },
+    );
+    let seen_before = http(receiver, "/alerts").len();
+
     // The replica killed: its row says so, and a wait for health gives up at once.
     let kill = project.kill("redis-replica").unwrap();
     assert!(kill.ok, "{}", kill.failure_message());
@@ -539,10 +608,10 @@ fn prodlike_compose_stack_runs_for_real_and_leaves_nothing() {
     assert_eq!(r.state, "exited", "{r:?}");
     assert!(!r.healthy());
     assert!(project.published("redis-replica", 6379).is_err());
-    assert!(
-        TcpStream::connect_timeout(&replica, Duration::from_secs(2)).is_err(),
-        "the replica's port still answers"
-    );
+    // Its docker-proxy goes a moment after the container.
+    test_support::wait_until(Duration::from_secs(20), "the replica's port closed", || {
+        TcpStream::connect_timeout(&replica, Duration::from_secs(2)).is_err()
+    });
     // The alert for it goes Prometheus → Alertmanager → the recording receiver.
     let t = Instant::now();
     test_support::wait_until(
@@ -550,7 +619,11 @@ fn prodlike_compose_stack_runs_for_real_and_leaves_nothing() {
         "RedisDown at the receiver",
         || {
             let got = http(receiver, "/alerts");
-            got.contains(r#""alertname":"RedisDown""#) && got.contains("redis://redis-replica:6379")
+            got.get(seen_before..).unwrap_or_default().lines().any(|l| {
+                l.contains(r#""status":"firing""#)
+                    && l.contains(r#""alertname":"RedisDown""#)
+                    && l.contains("redis://redis-replica:6379")
+            })
         },
     );
     note(&format!(
@@ -654,7 +727,7 @@ fn multi_host_compose_file_runs_in_two_steps_with_placement_labels() {
         ]
     );
 
-    let deadline = Instant::now() + Duration::from_secs(180);
+    let deadline = Instant::now() + Duration::from_secs(300);
     let up1 = primary.up_services(&primary_side, false, deadline).unwrap();
     assert!(
         up1.healthy,
@@ -685,6 +758,7 @@ fn multi_host_compose_file_runs_in_two_steps_with_placement_labels() {
         up2.up_to_healthy.as_secs_f64()
     ));
 
+    env.note_bridges(primary);
     let (_, rows) = primary.ps().unwrap();
     assert_eq!(rows.len(), 7);
     assert!(rows.iter().all(compose_core::PsRow::healthy), "{rows:?}");
