@@ -191,11 +191,11 @@ impl Engine {
 
     /// The compose version line (`docker compose version` / `docker-compose version --short`).
     pub fn compose_version(&self) -> Result<std::result::Result<String, Step>> {
-        let args = match &self.compose {
-            ComposeCli::Plugin => os(&["version", "--short"]),
-            ComposeCli::Standalone(_) => os(&["version", "--short"]),
-        };
-        let s = self.compose("compose_version", &args, QUERY_TIMEOUT)?;
+        let s = self.compose(
+            "compose_version",
+            &os(&["version", "--short"]),
+            QUERY_TIMEOUT,
+        )?;
         if s.ok {
             Ok(Ok(s.stdout.trim().to_string()))
         } else {
@@ -302,7 +302,8 @@ impl PrivateEngineOptions {
 }
 
 /// A `dockerd` this process started (or attached to from its pid file). Stopped by
-/// [`PrivateEngine::stop`]; dropping it without stopping stops it too (best effort).
+/// [`PrivateEngine::stop`]; dropping it without stopping stops it too (best effort), unless
+/// [`PrivateEngine::detach`]ed.
 #[derive(Debug)]
 pub struct PrivateEngine {
     opts: PrivateEngineOptions,
@@ -482,6 +483,16 @@ impl PrivateEngine {
     #[must_use]
     pub fn options(&self) -> &PrivateEngineOptions {
         &self.opts
+    }
+
+    /// Leave the daemon running after this handle is gone (a drill's `up` in one process, its
+    /// `down` in another): a later [`PrivateEngine::attach`] or [`PrivateEngine::start`] on the
+    /// same run folder finds it by its pid file. Without this, dropping the handle stops it.
+    pub fn detach(mut self) {
+        self.stopped = true;
+        // The child handle is dropped without waiting: dockerd runs on, reparented when this
+        // process exits.
+        self.child = None;
     }
 
     /// Stop the daemon: SIGTERM, wait up to `stop_timeout`, then SIGKILL its process group; kill

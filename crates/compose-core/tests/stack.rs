@@ -796,6 +796,21 @@ fn multi_host_compose_file_runs_in_two_steps_with_placement_labels() {
     let s3 = primary.published("redis-sentinel-3", 26379).unwrap();
     assert!(redis_cli(s3, None, &["SENTINEL", "ckquorum", "mymaster"]).starts_with("OK"));
 
+    // A detached engine keeps running (a drill's `up` and `down` are separate processes) and is
+    // found again from its run folder.
+    let daemon = env.cleanup.daemon.take().unwrap();
+    let opts = daemon.options().clone();
+    let pid = daemon.pid();
+    daemon.detach();
+    let again = PrivateEngine::attach(opts)
+        .unwrap()
+        .expect("the engine still runs");
+    assert_eq!(again.pid(), pid);
+    assert!(again.start_step.detail.contains("already running"));
+    env.cleanup.daemon = Some(again);
+    let (_, rows) = primary.ps().unwrap();
+    assert_eq!(rows.len(), 7);
+
     let down = primary.down(true, Duration::from_secs(120)).unwrap();
     assert!(down.ok, "{}", down.failure_message());
     env.cleanup.project = None;
