@@ -19,10 +19,10 @@
 //! `daemon.json`. Containers reach each other on the project's bridge network and the host reaches
 //! them through `docker-proxy` on 127.0.0.1; they have no route to the internet (no NAT), which is
 //! why images are built with `--network host`. Stopping sends SIGTERM and waits, kills leftovers of
-//! this engine only (processes whose command line names its run folder), unmounts the `nsfs` mounts
-//! it leaves (`exec/netns/default`), and removes the socket and exec root, and the trust key and
-//! plugin folder `dockerd` creates outside its roots when they were not there before; the data
-//! root stays.
+//! this engine only (processes whose command line names its containerd folder), unmounts the
+//! `nsfs` mounts it leaves (`exec/netns/default`), and removes the socket and exec root, and the
+//! trust key and plugin folder `dockerd` creates outside its roots when they were not there
+//! before; the data root stays.
 
 use std::ffi::OsString;
 use std::fs;
@@ -271,7 +271,8 @@ pub struct PrivateEngineOptions {
 }
 
 impl PrivateEngineOptions {
-    /// Defaults for `run_dir` and `data_root`: `dockerd` on `PATH`, 30 s to get ready, 30 s to stop.
+    /// Defaults for `run_dir` and `data_root`: `dockerd` on `PATH`, 30 s to get ready, 30 s to
+    /// stop.
     #[must_use]
     pub fn new(run_dir: impl Into<PathBuf>, data_root: impl Into<PathBuf>) -> Self {
         PrivateEngineOptions {
@@ -496,7 +497,7 @@ impl PrivateEngine {
     }
 
     /// Stop the daemon: SIGTERM, wait up to `stop_timeout`, then SIGKILL its process group; kill
-    /// any process left whose command line names the run folder (containerd, shims); unmount
+    /// any process left whose command line names its containerd folder (containerd, shims); unmount
     /// every mount under the run folder and the data root; remove the socket, pid file and exec
     /// root, and the [`DOCKERD_HOST_PATHS`] its start created (unless another `dockerd` runs).
     /// Returns the `engine_stop` step (`ok` false when SIGKILL was needed).
@@ -543,9 +544,16 @@ impl PrivateEngine {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        // containerd exits with dockerd; shims may linger a moment. Anything still naming our run
-        // folder is ours: wait briefly, then kill it.
-        let marker = self.opts.run_dir.display().to_string();
+        // containerd exits with dockerd; shims may linger a moment. Anything still naming our
+        // containerd folder (`<exec root>/containerd`: containerd's config, the shims' address) is
+        // ours: wait briefly, then kill it. Not the whole run folder: a user's shell or tool may
+        // have it in its arguments.
+        let marker = self
+            .opts
+            .exec_root()
+            .join("containerd")
+            .display()
+            .to_string();
         let end = Instant::now() + Duration::from_secs(10);
         loop {
             let left = processes_mentioning(&marker);

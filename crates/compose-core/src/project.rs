@@ -80,7 +80,8 @@ impl Project {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if !valid {
             return Err(EvidenceError::usage(format!(
-                "project name {name:?}: expected lower-case letters, digits, '-' and '_', starting with a letter or digit"
+                "project name {name:?}: expected lower-case letters, digits, '-' and '_', \
+                 starting with a letter or digit"
             )));
         }
         Ok(Project {
