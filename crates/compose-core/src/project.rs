@@ -226,6 +226,9 @@ impl Project {
                 out.insert(name.to_string(), labels);
             }
         }
+        // The resolved config holds the env file's passwords: keep no copy in the step.
+        let mut s = s;
+        s.stdout = String::new();
         Ok((s, out))
     }
 
@@ -354,7 +357,9 @@ impl Project {
             return self.ps_retry();
         }
         let rows = rows_from_inspect(&insp.stdout, "docker inspect")?;
-        ps.stdout = insp.stdout;
+        // `docker inspect` shows each container's environment, passwords included: the rows keep
+        // what they need and the step keeps no copy.
+        ps.stdout = String::new();
         Ok((ps, rows))
     }
 
@@ -381,7 +386,9 @@ impl Project {
             return Ok((ps, Vec::new()));
         }
         let rows = rows_from_inspect(&insp.stdout, "docker inspect")?;
-        ps.stdout = insp.stdout;
+        // `docker inspect` shows each container's environment, passwords included: the rows keep
+        // what they need and the step keeps no copy.
+        ps.stdout = String::new();
         Ok((ps, rows))
     }
 

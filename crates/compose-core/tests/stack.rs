@@ -444,9 +444,24 @@ fn prodlike_compose_stack_runs_for_real_and_leaves_nothing() {
         up.steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
         ["compose_config", "compose_up", "wait_healthy"]
     );
-    for s in &up.steps {
-        assert!(!s.command_line().contains(&redis_pw), "secret in argv");
-        assert!(!s.command_line().contains(&pg_pw), "secret in argv");
+    let (ps, _) = project.ps().unwrap();
+    for s in up.steps.iter().chain([&ps]) {
+        for secret in [&redis_pw, &pg_pw] {
+            assert!(
+                !s.command_line().contains(secret.as_str()),
+                "secret in argv"
+            );
+            assert!(
+                !s.stdout.contains(secret.as_str()),
+                "secret in {}'s output",
+                s.name
+            );
+            assert!(
+                !s.stderr.contains(secret.as_str()),
+                "secret in {}'s output",
+                s.name
+            );
+        }
     }
     note(&format!(
         "up to healthy in {:.2}s (compose up {:.2}s)",
@@ -701,6 +716,10 @@ fn multi_host_compose_file_runs_in_two_steps_with_placement_labels() {
 
     let (cfg, labels) = primary.service_labels().unwrap();
     assert!(cfg.ok, "{}", cfg.failure_message());
+    assert!(
+        !cfg.stdout.contains(&redis_pw),
+        "the resolved config kept in the step"
+    );
     let side = |roles: &[&str]| -> Vec<String> {
         labels
             .iter()
