@@ -491,7 +491,7 @@ fn prodlike_compose_stack_runs_for_real_and_leaves_nothing() {
     assert_eq!(
         services,
         [
-            "alert-receiver",
+            "alert-webhook",
             "alertmanager",
             "postgres-exporter-primary",
             "postgres-exporter-replica",
@@ -591,7 +591,7 @@ fn prodlike_compose_stack_runs_for_real_and_leaves_nothing() {
 
     // Prometheus scrapes every target (the exporters see the real servers).
     let prom = project.published("prometheus", 9090).unwrap();
-    let receiver = project.published("alert-receiver", 9095).unwrap();
+    let receiver = project.published("alert-webhook", 9095).unwrap();
     let t = Instant::now();
     // Generous: on a loaded 2-core box the first scrapes can take tens of seconds.
     let mut last = None;
