@@ -399,14 +399,8 @@ impl RunDir {
 }
 
 /// The binary next to the running executable called `name` (how the tools find `svc-ctl` and
-/// `demo-service` in `target/debug` or an install folder).
-#[must_use]
-pub fn sibling_binary(name: &str) -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join(name)))
-        .unwrap_or_else(|| PathBuf::from(name))
-}
+/// `demo-service` in `target/debug` or an install folder): the one lookup in evidence-core.
+pub use evidence_core::process::sibling_binary;
 
 /// `PATH` with the folder of the running executable first, so that commands in configs can call
 /// `svc-ctl` and friends by name.

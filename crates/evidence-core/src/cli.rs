@@ -63,6 +63,9 @@ pub fn tool_name() -> &'static str {
 /// verdict survives `| head -0`), or 0 when it had decided none.
 pub fn main<C: Parser>(tool: &str, run: impl FnOnce(C) -> Result<Exit>) -> ExitCode {
     let _ = TOOL.set(tool.to_string());
+    if let Some(exit) = crate::reaper::run_if_requested() {
+        return exit.into();
+    }
     let cli = match C::try_parse() {
         Ok(c) => c,
         Err(e) => {

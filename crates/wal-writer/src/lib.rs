@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::{CommandFactory as _, Parser};
 use evidence_core::cli::{EXIT_STATUS_HELP, info};
+use evidence_core::duration::F64Parser;
 use evidence_core::time::now_ns;
 use evidence_core::{EvidenceError, Exit, Result, signals};
 use wal_core::{Ack, Durability, ReplayOptions, Replayer, Status, WalLine};
@@ -44,19 +45,19 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub events: u64,
     /// Events per second; 0 writes as fast as possible.
-    #[arg(long, value_name = "R", default_value_t = 1000.0)]
+    #[arg(long, value_name = "R", default_value_t = 1000.0, value_parser = rate_parser())]
     pub rate: f64,
     /// When an event counts as durable (see DURABILITY below).
     #[arg(long, value_enum, default_value_t = Durability::Fsync)]
     pub durability: Durability,
     /// `batch`: fsync after this many events.
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     pub batch_events: u64,
     /// `batch`: fsync at the latest this many milliseconds after the first event of a batch.
-    #[arg(long, value_name = "T", default_value_t = 10)]
+    #[arg(long, value_name = "T", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     pub batch_ms: u64,
     /// `none`: size of the user-space buffer, written out only when full.
-    #[arg(long, value_name = "B", default_value_t = 65536)]
+    #[arg(long, value_name = "B", default_value_t = 65536, value_parser = buffer_parser())]
     pub buffer_bytes: usize,
     /// Seed of the order generator (default: from the clock).
     #[arg(long, value_name = "N")]
@@ -272,6 +273,19 @@ impl Sink {
     }
 }
 
+/// Events per second: 0 (as fast as possible) or 0.001 to 10 million; `1e-300` is refused.
+#[must_use]
+pub fn rate_parser() -> F64Parser {
+    F64Parser::new(0.001, 1e7).or_zero()
+}
+
+fn buffer_parser() -> impl clap::builder::TypedValueParser<Value = usize> {
+    use clap::builder::TypedValueParser as _;
+    clap::value_parser!(u64)
+        .range(1..=1 << 30)
+        .map(|v| usize::try_from(v).unwrap_or(usize::MAX))
+}
+
 fn validate(cli: &Cli) -> Result<()> {
     if !cli.rate.is_finite() || cli.rate < 0.0 {
         return Err(EvidenceError::usage(format!(
@@ -343,7 +357,11 @@ pub fn run(cli: Cli) -> Result<Exit> {
     while cli.events == 0 || written < cli.events {
         if cli.rate > 0.0 {
             #[expect(clippy::cast_precision_loss, reason = "event counts far below 2^52")]
-            let due = start + Duration::from_secs_f64(written as f64 / cli.rate);
+            let offset =
+                Duration::try_from_secs_f64(written as f64 / cli.rate).unwrap_or(Duration::MAX);
+            let due = start
+                .checked_add(offset)
+                .unwrap_or(start + Duration::from_secs(1 << 40));
             // Wait for the event's slot; a batch whose window closes meanwhile is synced first.
             loop {
                 if signals::interrupted() {
