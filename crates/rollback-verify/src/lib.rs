@@ -23,7 +23,7 @@ pub const FAILURES: [(&str, &str); 2] = [
 pub const RESULTS: [&str; 4] = ["pass", "fail", "interrupted", "dry_run"];
 
 /// The extras rollback-drill writes after an executed drill.
-pub const DRILL_KEYS: [&str; 18] = [
+pub const DRILL_KEYS: [&str; 24] = [
     "failure_mode",
     "run_dir",
     "baseline_ok",
@@ -42,7 +42,43 @@ pub const DRILL_KEYS: [&str; 18] = [
     "running_release_after",
     "running_exe_release_after",
     "stopped_after",
+    "stop_requested",
+    "release_check",
+    "running_release_before",
+    "fail_reason",
+    "session_guard",
+    "session_guard_reason",
 ];
+
+/// The extras of a dry run.
+pub const DRY_RUN_KEYS: [&str; 6] = [
+    "failure_mode",
+    "run_dir",
+    "stop_requested",
+    "release_check",
+    "session_guard",
+    "session_guard_reason",
+];
+
+/// `release_check` values: how the drill established the running release.
+pub const RELEASE_CHECKS: [&str; 3] = ["supervisor", "command", "http_body"];
+
+/// `fail_reason` values (empty unless `result=fail`).
+pub const FAIL_REASONS: [&str; 10] = [
+    "baseline_not_in_place",
+    "deploy_failed",
+    "new_release_never_healthy",
+    "inject_failed",
+    "failure_not_detected",
+    "rollback_cmd_failed",
+    "restore_unhealthy",
+    "release_unknown",
+    "wrong_release_after",
+    "stop_failed",
+];
+
+/// `session_guard` values of an executed drill (`not_checked` only in a dry run).
+pub const SESSION_GUARDS: [&str; 3] = ["not_applicable", "outside_session", "forced"];
 
 const AFTER_HELP: &str = "\
 CHECKS (names as in --format json): evidence_kind (names the verifier another drill's evidence
@@ -61,8 +97,12 @@ restore_health_attempts integers), setup (a pass needs baseline_ok not false, de
 inject_exit 0 or none, in kill mode new_release_was_healthy=true), detection (failure_detected=true,
 detect_seconds >= 0, detect_attempts >= 1), rollback_cmd (rollback_cmd_exit=0,
 rollback_cmd_seconds <= rollback_seconds), restore (restore_health_attempts >= 1), running_release
-(the release running after is rollback_target), and with the drills branch's keys a release check on
-systemd and k8s.
+(the release running before the deploy and after the rollback is rollback_target, on every
+platform), fail_reason (empty unless result=fail, then one of the reasons the drill writes), stop
+(stopped_after is measured: true only when stop_requested, and a pass with stop_requested left
+nothing running), release_check (supervisor, command or http_body; systemd and k8s need command or
+http_body), session_guard (not_applicable, outside_session or forced, with its reason; not_checked
+only in a dry run).
 
 Under the original's command name (verify_deploy_rollback_evidence) --allow-legacy and
 --allow-dry-run are on by default; each acceptance is a warning on stderr.
@@ -233,6 +273,10 @@ pub fn check(doc: &EnvDoc, max: f64, args: &VerifyArgs) -> Verdict {
     .collect();
     if prov.strict() && !dry {
         drill_keys(&mut v, doc, &d, mode, &mut times);
+    } else if prov.strict() && v.require_present(doc, "drill_keys", &DRY_RUN_KEYS) {
+        v.one_of(doc, "release_check", &RELEASE_CHECKS);
+        v.boolean(doc, "stop_requested");
+        v.one_of(doc, "session_guard", &["not_checked"]);
     }
     v.times_within(&prov, &times);
     v
@@ -269,7 +313,8 @@ fn drill_keys(
     let new_healthy = v.boolean(doc, "new_release_was_healthy");
     let detected = v.boolean(doc, "failure_detected");
     let stopped = v.boolean(doc, "stopped_after");
-    for k in ["failure_detected", "stopped_after"] {
+    let stop_requested = v.boolean(doc, "stop_requested");
+    for k in ["failure_detected", "stopped_after", "stop_requested"] {
         if get(k).is_empty() {
             v.malformed(
                 "booleans",
@@ -282,13 +327,71 @@ fn drill_keys(
         "new_release_was_healthy",
         "failure_detected",
         "stopped_after",
+        "stop_requested",
     ]
     .iter()
     .any(|k| v.failed(k))
     {
         v.pass_unless_failed("booleans", "booleans are true/false");
     }
-    let _ = stopped;
+
+    // The outcome and its reason.
+    let result = get("result").to_ascii_lowercase();
+    if let Some(reason) = v.one_of(doc, "fail_reason", &[&[""][..], &FAIL_REASONS[..]].concat()) {
+        v.consistent(
+            "fail_reason",
+            result == "fail" && reason.is_empty(),
+            "result=fail but fail_reason is empty: the drill always says why",
+        );
+        v.consistent(
+            "fail_reason",
+            result != "fail" && !reason.is_empty(),
+            format!("result={result} but fail_reason={reason}"),
+        );
+        v.pass_unless_failed("fail_reason", format!("fail_reason={reason:?}"));
+    }
+
+    // The stop at the end is measured: true only when requested and seen gone.
+    if let (Some(stopped), Some(requested)) = (stopped, stop_requested) {
+        v.consistent(
+            "stop",
+            stopped && !requested,
+            "stopped_after=true but stop_requested=false: the drill stops the service only when asked",
+        );
+        v.consistent(
+            "stop",
+            pass && requested && !stopped,
+            "result=pass but stop_requested=true and stopped_after=false: the service was left running",
+        );
+        v.pass_unless_failed(
+            "stop",
+            format!("stop_requested={requested} stopped_after={stopped}"),
+        );
+    }
+
+    // Which check established the running release; systemd and k8s need a command or a body match.
+    let platform = get("platform").to_ascii_lowercase();
+    if let Some(check) = v.one_of(doc, "release_check", &RELEASE_CHECKS) {
+        v.consistent(
+            "release_check",
+            platform != "local" && check == "supervisor",
+            format!("release_check=supervisor on platform {platform}: only the local supervisor has a pid file to read"),
+        );
+        v.pass_unless_failed("release_check", format!("release_check={check}"));
+    }
+
+    // The session guard ran (a dry run is the only evidence without it).
+    if v.one_of(doc, "session_guard", &SESSION_GUARDS).is_some() {
+        v.consistent(
+            "session_guard",
+            get("session_guard_reason").is_empty(),
+            "session_guard_reason is empty",
+        );
+        v.pass_unless_failed(
+            "session_guard",
+            format!("session_guard={}", get("session_guard")),
+        );
+    }
 
     // The set-up: a pass needs the baseline, the deploy, the injection and (kill) a healthy new release.
     let deploy = get("deploy_exit");
@@ -406,27 +509,32 @@ fn drill_keys(
         format!("restore_health_attempts={}", get("restore_health_attempts")),
     );
 
-    // Which release runs after the rollback.
+    // Which release runs before the deploy and after the rollback (every platform).
     let target = get("rollback_target");
     let running = get("running_release_after");
+    let before = get("running_release_before");
     let exe = get("running_exe_release_after");
-    let platform = get("platform").to_ascii_lowercase();
-    if platform == "local" || !running.is_empty() {
-        v.consistent(
-            "running_release",
-            pass && running != target,
-            format!(
-                "result=pass but running_release_after={running:?} is not rollback_target={target}"
-            ),
-        );
-        v.consistent(
-            "running_release",
-            pass && platform == "local" && exe != target,
-            format!(
-                "result=pass but running_exe_release_after={exe:?} is not rollback_target={target}"
-            ),
-        );
-    }
+    v.consistent(
+        "running_release",
+        pass && before != target,
+        format!(
+            "result=pass but running_release_before={before:?} is not rollback_target={target}: the baseline was not in place"
+        ),
+    );
+    v.consistent(
+        "running_release",
+        pass && running != target,
+        format!(
+            "result=pass but running_release_after={running:?} is not rollback_target={target}"
+        ),
+    );
+    v.consistent(
+        "running_release",
+        pass && platform == "local" && exe != target,
+        format!(
+            "result=pass but running_exe_release_after={exe:?} is not rollback_target={target}"
+        ),
+    );
     v.pass_unless_failed("running_release", format!("running after: {running:?}"));
 }
 

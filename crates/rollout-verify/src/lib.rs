@@ -31,7 +31,7 @@ pub const STEP_ORDER: [&str; 6] = [
 pub const RESULTS: [&str; 4] = ["success", "failed", "interrupted", "dry_run"];
 
 /// The extras rollout-orchestrator writes after the original's keys.
-pub const EXTRA_KEYS: [&str; 11] = [
+pub const EXTRA_KEYS: [&str; 15] = [
     "ROLLOUT_RESULT",
     "ROLLOUT_INTERRUPTED",
     "ROLLOUT_CONFIG_FORM",
@@ -43,6 +43,10 @@ pub const EXTRA_KEYS: [&str; 11] = [
     "ROLLOUT_ROLLBACK_SECONDS",
     "ROLLOUT_FAILURE_REASON",
     "ROLLOUT_FAILED_OUTPUT_TAIL",
+    "ROLLOUT_DRILL_ID",
+    "ROLLOUT_RELEASE_CHECK",
+    "ROLLOUT_SESSION_GUARD",
+    "ROLLOUT_SESSION_GUARD_REASON",
 ];
 
 /// Per-step extras (`STEP_<n>_<suffix>`).
@@ -73,7 +77,10 @@ the steps; ROLLOUT_ROLLBACK_SECONDS a number only when a rollback ran), failure_
 reason or failed-output tail on a success), release (on an executed success the releases before and
 after are known and, after a rollback, equal), exit_codes (ok has exit 0, simulated_ok none, failed
 not 0 unless a health check failed), step_times (UTC, in order, each after the previous one ended),
-times_within_run (inside the provenance window, 2 s skew), config_form.
+times_within_run (inside the provenance window, 2 s skew), config_form, drill_id, release_check
+(ROLLOUT_RELEASE_CHECK=command, or none only with --allow-no-release-check: a breach otherwise),
+session_guard (not_applicable, outside_session or forced with a reason; not_checked only in a dry
+run).
 
 Under the original's command name (verify_rollout_evidence) --allow-legacy and --allow-dry-run are on
 by default (SOP 6 verifies a dry run); each acceptance is a warning on stderr.
@@ -94,6 +101,11 @@ pub struct Cli {
     /// Require a step named fault_injection.
     #[arg(long)]
     pub require_fault_step: bool,
+    /// Accept an executed rollout whose orchestrator was told not to check the releases
+    /// (`--no-release-check`, `ROLLOUT_RELEASE_CHECK=none`); rejected by default: nothing then shows
+    /// which release runs.
+    #[arg(long)]
+    pub allow_no_release_check: bool,
 }
 
 const STATUSES: [&str; 3] = ["ok", "simulated_ok", "failed"];
@@ -135,11 +147,22 @@ struct Step {
 
 /// Check `doc` and return the verdict.
 #[must_use]
+pub fn check(doc: &EnvDoc, require_fault_step: bool, args: &VerifyArgs) -> Verdict {
+    check_with(doc, require_fault_step, false, args)
+}
+
+/// [`check`], with `--allow-no-release-check`.
+#[must_use]
 #[expect(
     clippy::too_many_lines,
     reason = "one check after the other, in the documented order"
 )]
-pub fn check(doc: &EnvDoc, require_fault_step: bool, args: &VerifyArgs) -> Verdict {
+pub fn check_with(
+    doc: &EnvDoc,
+    require_fault_step: bool,
+    allow_no_release_check: bool,
+    args: &VerifyArgs,
+) -> Verdict {
     let mut v = Verdict::new(doc.source());
     if !v.kind(doc, &ROLLOUT) {
         return v;
@@ -345,6 +368,7 @@ pub fn check(doc: &EnvDoc, require_fault_step: bool, args: &VerifyArgs) -> Verdi
 
     if strict {
         drill_keys(&mut v, doc, &prov, &steps, success, dry);
+        release_check(&mut v, doc, dry, success, allow_no_release_check);
     }
     v
 }
@@ -604,11 +628,73 @@ fn drill_keys(
     v.times_within(prov, &times);
 }
 
+/// The drills pass's keys: how the releases were checked, and the session guard.
+fn release_check(v: &mut Verdict, doc: &EnvDoc, dry: bool, success: Option<bool>, allow: bool) {
+    let get = |k: &str| doc.get(k).unwrap_or_default();
+    if get("ROLLOUT_DRILL_ID").is_empty() {
+        v.malformed("drill_id", "ROLLOUT_DRILL_ID is empty");
+    }
+    if let Some(check) = v.one_of(doc, "ROLLOUT_RELEASE_CHECK", &["command", "none"]) {
+        match (check, dry) {
+            ("none", false) if allow => {
+                v.pass(
+                    "release_check",
+                    "ROLLOUT_RELEASE_CHECK=none accepted (--allow-no-release-check)",
+                );
+                evidence_core::cli::warn(&format!(
+                    "{}: accepted ROLLOUT_RELEASE_CHECK=none (--allow-no-release-check): nothing shows which release runs",
+                    doc.source()
+                ));
+            }
+            ("none", false) => v.breach(
+                "release_check",
+                "ROLLOUT_RELEASE_CHECK=none: the orchestrator ran with --no-release-check, so nothing shows which release runs (use --allow-no-release-check to accept it)",
+            ),
+            ("command", true) => v.malformed(
+                "release_check",
+                "ROLLOUT_RELEASE_CHECK=command in a dry run: a dry run runs no command",
+            ),
+            ("command", false) if success == Some(true) => {
+                let (b, a) = (get("ROLLOUT_RELEASE_BEFORE"), get("ROLLOUT_RELEASE_AFTER"));
+                v.consistent(
+                    "release_check",
+                    b.is_empty() || b == "unknown" || a.is_empty() || a == "unknown",
+                    "ROLLOUT_RELEASE_CHECK=command but a release is unknown on a success",
+                );
+                v.pass_unless_failed("release_check", "ROLLOUT_RELEASE_CHECK=command");
+            }
+            _ => v.pass("release_check", format!("ROLLOUT_RELEASE_CHECK={check}")),
+        }
+    }
+    let guards: &[&str] = if dry {
+        &["not_checked"]
+    } else {
+        &["not_applicable", "outside_session", "forced"]
+    };
+    if v.one_of(doc, "ROLLOUT_SESSION_GUARD", guards).is_some() {
+        v.consistent(
+            "session_guard",
+            get("ROLLOUT_SESSION_GUARD_REASON").is_empty(),
+            "ROLLOUT_SESSION_GUARD_REASON is empty",
+        );
+        v.pass_unless_failed(
+            "session_guard",
+            format!("ROLLOUT_SESSION_GUARD={}", get("ROLLOUT_SESSION_GUARD")),
+        );
+    }
+}
+
 /// Verify.
 pub fn run(mut cli: Cli) -> Result<Exit> {
     cli.verify.apply_original_name(ORIGINAL_NAME);
     let doc = read_env(&cli.verify.evidence_file)?;
-    check(&doc, cli.require_fault_step, &cli.verify).emit(cli.verify.format)
+    check_with(
+        &doc,
+        cli.require_fault_step,
+        cli.allow_no_release_check,
+        &cli.verify,
+    )
+    .emit(cli.verify.format)
 }
 
 /// The clap command (for docs and tests).

@@ -12,6 +12,8 @@
 //! del: notes                 remove a key's line
 //! append: raw line           append a raw line
 //! replace: OLD => NEW        replace text anywhere in the file
+//! copy: DST=SRC              give DST the value SRC has (after the edits before it)
+//! shift_hours: KEY -1        move the UTC timestamp KEY by whole hours (same day)
 //! args: --max-rto-seconds 10 (whitespace-separated; --evidence-file {path} comes first)
 //! argv0: verify_wal_recovery_evidence   run the tool under that name (a symlink)
 //! stdin: true                feed the file on stdin with --evidence-file -
@@ -72,7 +74,9 @@ fn parse(path: &Path) -> Case {
         match k {
             "check" => c.check = v.to_string(),
             "base" => c.base = v.to_string(),
-            "set" | "del" | "append" | "replace" => c.edits.push((k.to_string(), v.to_string())),
+            "set" | "del" | "append" | "replace" | "copy" | "shift_hours" => {
+                c.edits.push((k.to_string(), v.to_string()));
+            }
             "args" => c.args = v.split_whitespace().map(str::to_string).collect(),
             "argv0" => c.argv0 = Some(v.to_string()),
             "stdin" => c.stdin = v == "true",
@@ -114,6 +118,44 @@ fn apply(base: &str, edits: &[(String, String)], case: &Path) -> String {
                 );
             }
             "append" => lines.push(arg.clone()),
+            "copy" => {
+                let (dst, src) = arg
+                    .split_once('=')
+                    .unwrap_or_else(|| panic!("{}: copy needs DST=SRC", case.display()));
+                let value = lines
+                    .iter()
+                    .find(|l| key_of(l).as_deref() == Some(src))
+                    .and_then(|l| l.split_once('=').map(|(_, v)| v.to_string()))
+                    .unwrap_or_else(|| panic!("{}: copy: no key {src}", case.display()));
+                let l = lines
+                    .iter_mut()
+                    .find(|l| key_of(l).as_deref() == Some(dst))
+                    .unwrap_or_else(|| panic!("{}: copy: no key {dst}", case.display()));
+                *l = format!("{dst}={value}");
+            }
+            "shift_hours" => {
+                let (k, h) = arg
+                    .split_once(' ')
+                    .unwrap_or_else(|| panic!("{}: shift_hours needs KEY N", case.display()));
+                let h: i32 = h.parse().expect("hours");
+                let l = lines
+                    .iter_mut()
+                    .find(|l| key_of(l).as_deref() == Some(k))
+                    .unwrap_or_else(|| panic!("{}: shift_hours: no key {k}", case.display()));
+                let (_, v) = l.split_once('=').expect("key=value");
+                // YYYY-MM-DDTHH:...: the hour is at 11..13.
+                let hour: i32 = v
+                    .get(11..13)
+                    .and_then(|x| x.parse().ok())
+                    .expect("a UTC timestamp");
+                let new = hour + h;
+                assert!(
+                    (0..24).contains(&new),
+                    "{}: shift_hours leaves the day",
+                    case.display()
+                );
+                *l = format!("{k}={}{new:02}{}", &v[..11], &v[13..]);
+            }
             "replace" => {
                 let (old, new) = arg
                     .split_once(" => ")
