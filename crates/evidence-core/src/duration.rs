@@ -340,7 +340,11 @@ mod tests {
         assert_eq!(p.check("1000"), Ok(1000.0));
         let p = F64Parser::new(0.001, 1e6).or_zero();
         assert_eq!(p.check("0"), Ok(0.0));
-        assert!(p.check("1e-300").unwrap_err().contains("0 or a number from"));
+        assert!(
+            p.check("1e-300")
+                .unwrap_err()
+                .contains("0 or a number from")
+        );
     }
 
     #[test]

@@ -162,8 +162,15 @@ impl Reaper {
         self.child.id()
     }
 
-    /// Stop the reaper (SIGTERM, SIGKILL after 5 s) and stop registering groups.
-    pub fn stop(mut self) {
+    /// Stop the reaper (SIGTERM, SIGKILL after 5 s) and stop registering groups. Dropping the
+    /// reaper does the same.
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
         if let Ok(mut a) = ACTIVE.lock() {
             *a = None;
         }

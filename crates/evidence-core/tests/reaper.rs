@@ -45,6 +45,15 @@ fn main() -> std::process::ExitCode {
     if std::env::var_os(reaper::ENV).is_some() {
         return cli::main::<NoArgs>("reaper-test", |_| Ok(Exit::Pass));
     }
+    // The libtest listing protocol, so cargo-nextest can list and run this harness-less test:
+    // `--list --format terse` names the one test; `--ignored` lists none.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        if !args.iter().any(|a| a == "--ignored") {
+            println!("reaper_kills_groups_of_a_sigkilled_drill: test");
+        }
+        return std::process::ExitCode::SUCCESS;
+    }
     let dir = tempfile::tempdir().unwrap();
     let mut d = Command::new(std::env::current_exe().unwrap())
         .env("REAPER_TEST_DRILL", "1")

@@ -23,7 +23,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{CommandFactory as _, Parser, ValueEnum};
-use evidence_core::cli::EXIT_STATUS_HELP;
 use evidence_core::drill::DrillArgs;
 use evidence_core::duration::DurationParser;
 use evidence_core::{Exit, Result};
@@ -34,12 +33,21 @@ pub mod config;
 mod drill;
 mod evidence;
 
+const EXIT_HELP: &str = "EXIT STATUS:
+  0    pass: the failure was detected, the rollback target passed its health check in time and the
+       release check saw it running (dry run: the plan was printed)
+  1    the drill ran and failed: set-up (baseline, deploy, new release never healthy), detection,
+       rollback, restored health, release after, or --stop-after; evidence has fail_reason
+  2    bad flags or config, a refusal (trading session, no release check on systemd/k8s, an output
+       that cannot be written), a held lock, a command that could not start; no evidence
+  130  interrupted by SIGINT/SIGTERM, also during the clean-up; evidence says result=interrupted";
+
 /// Deploy a new release, inject a failure, detect it, roll back, measure rollback_seconds.
 #[derive(Debug, Parser)]
 #[command(
     version,
     after_help = format!(
-        "EXAMPLE:\n  rollback-drill --execute --failure health --stop-after\n  rollback-verify --evidence-file docs/results/deploy_rollback_result.env --max-rollback-seconds 180\n\n  # a systemd service on a real host (outside trading sessions):\n  rollback-drill --execute --platform systemd --config drill.yaml --release-cmd 'cat /srv/app/RELEASE'\n\nWithout --execute (or with --dry-run) nothing runs: the commands are printed as `[dry-run] <command>`\nand the evidence says result=dry_run (rejected by rollback-verify unless --allow-dry-run).\n\n{EXIT_STATUS_HELP}\n  (1: the set-up failed, the failure was not detected, the rollback failed, the old release did\n   not pass its health check in time, or another release runs; evidence is written with\n   fail_reason. 2 also: a refusal (trading session, no release check on systemd/k8s), no evidence)"
+        "EXAMPLE:\n  rollback-drill --execute --failure health --stop-after\n  rollback-verify --evidence-file docs/results/deploy_rollback_result.env --max-rollback-seconds 180\n\n  # a systemd service on a real host (outside trading sessions):\n  rollback-drill --execute --platform systemd --config drill.yaml --release-cmd 'cat /srv/app/RELEASE'\n\nWithout --execute (or with --dry-run) nothing runs: the commands are printed as\n`[dry-run] <command>` and the evidence says result=dry_run (rejected by rollback-verify unless\n--allow-dry-run).\n\n{EXIT_HELP}"
     )
 )]
 pub struct Cli {

@@ -284,6 +284,11 @@ fn usage_and_bad_input() {
         .stdout_is("")
         .stderr_has("expected a duration from 1ms to 1440m");
     assert!(!site.path().join("out.env").exists());
+    // Both spellings of a duration (dry runs).
+    for t in ["2m", "120", "1500ms", "1.5"] {
+        site.drill(&["--detect-timeout", t, "--rollback-timeout", t])
+            .code(0);
+    }
 }
 
 #[test]

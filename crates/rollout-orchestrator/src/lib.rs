@@ -20,7 +20,7 @@ use clap::{CommandFactory as _, Parser};
 use deploy_core::envconfig::{EnvConfig, GATE_STEP, StepSpec};
 use deploy_core::rollout::{RolloutEvidence, StepRecord, StepStatus};
 use deploy_core::svc::path_with_own_dir;
-use evidence_core::cli::{EXIT_STATUS_HELP, info, stdout_write, warn};
+use evidence_core::cli::{info, stdout_write, warn};
 use evidence_core::drill::{Drill, DrillArgs, DrillDefaults, check_output_path};
 use evidence_core::health::{Check, HealthOptions, wait_healthy};
 use evidence_core::lock::LockFile;
@@ -31,12 +31,21 @@ use evidence_core::time::now_ns;
 use evidence_core::{EvidenceError, Exit, Result, signals};
 use trading_calendar::guard::{GuardArgs, SessionGuard};
 
+const EXIT_HELP: &str = "EXIT STATUS:
+  0    success: every step ran and passed, verify passed, the release before is the release after
+       (dry run: the plan was printed and simulated)
+  1    a step failed, verify did not prove the previous release is back, or a release stayed
+       unknown; evidence is written
+  2    bad flags or env-config, a refusal (trading session, no release_cmd, a failing release_cmd,
+       an output that cannot be written), a held lock; no evidence
+  130  interrupted by SIGINT/SIGTERM; the running step's group was killed; evidence is written";
+
 /// Run a rollout drill (precheck, deploy, fault injection, rollback, verify) from an env-config.
 #[derive(Debug, Parser)]
 #[command(
     version,
     after_help = format!(
-        "EXAMPLE:\n  rollout-orchestrator --env-config configs/deploy/environments/sim.yaml --inject-fault --execute\n  rollout-verify --evidence-file docs/results/rollout_result.env --require-fault-step\n\nWithout --execute (or with --dry-run) nothing runs: each command is printed as\n`[dry-run] <command>` and recorded as simulated_ok (ROLLOUT_DRY_RUN=1), which the verifier rejects.\nWith --execute the env-config needs `release_cmd` (the release running before and after is\nrecorded) unless --no-release-check, and a drill against non-loopback targets is refused inside a\ntrading session unless --allow-in-session.\n\n{EXIT_STATUS_HELP}\n  (1: a step failed, verify did not prove the previous release is back, or a release stayed\n   unknown; evidence is written. 2 also: a refusal (session, release check), no evidence)"
+        "EXAMPLE:\n  rollout-orchestrator --env-config configs/deploy/environments/sim.yaml --inject-fault --execute\n  rollout-verify --evidence-file docs/results/rollout_result.env --require-fault-step\n\nWithout --execute (or with --dry-run) nothing runs: each command is printed as\n`[dry-run] <command>` and recorded as simulated_ok (ROLLOUT_DRY_RUN=1), which the verifier rejects.\nWith --execute the env-config needs `release_cmd` (the release running before and after is\nrecorded) unless --no-release-check, and a drill against non-loopback targets is refused inside a\ntrading session unless --allow-in-session.\n\n{EXIT_HELP}"
     )
 )]
 pub struct Cli {

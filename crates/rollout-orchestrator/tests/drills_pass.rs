@@ -105,6 +105,52 @@ fn sigkill_of_the_orchestrator_kills_the_running_step() {
 }
 
 #[test]
+fn the_lock_stays_held_until_the_steps_of_a_killed_orchestrator_are_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = fx("hang_ignoring_term.yaml");
+    let mut child = Command::new(BIN)
+        .args([
+            "--env-config",
+            &cfg,
+            "--output-file",
+            "out.env",
+            "--execute",
+            "--lock-file",
+            "r.lock",
+        ])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pidfile = dir.path().join("grandchild.pid");
+    wait_until(Duration::from_secs(30), "the deploy step to start", || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let step: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The step ignores SIGTERM: the reaper waits its grace before SIGKILL, holding the lock.
+    if evidence_core::process::pid_alive(step) {
+        assert!(
+            evidence_core::lock::LockFile::acquire(&dir.path().join("r.lock"), "x").is_err(),
+            "the lock was free while a step of the killed orchestrator still ran"
+        );
+    }
+    wait_until(Duration::from_secs(60), "the step to die", || {
+        !evidence_core::process::pid_alive(step)
+    });
+    wait_until(Duration::from_secs(30), "the lock to be free", || {
+        evidence_core::lock::LockFile::acquire(&dir.path().join("r.lock"), "x").is_ok()
+    });
+}
+
+#[test]
 fn unwritable_output_is_refused_before_the_first_step() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = fx("remote_target.yaml");

@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::{CommandFactory as _, Parser};
-use evidence_core::cli::{EXIT_STATUS_HELP, info, warn};
+use evidence_core::cli::{info, warn};
 use evidence_core::dotenv::EnvWriter;
 use evidence_core::drill::{Drill, DrillArgs, DrillDefaults};
 use evidence_core::duration::{DurationParser, F64Parser};
@@ -22,6 +22,7 @@ use evidence_core::process::{
     RunOptions, StepOutcome, run_command, run_shell, shell_quote, sibling_binary, signal_group,
 };
 use evidence_core::provenance::{KeyCase, Provenance};
+use evidence_core::reaper::{self, Reaper, ReaperOptions};
 use evidence_core::time::{Stopwatch, format_seconds, format_utc};
 use evidence_core::{EvidenceError, Exit, Result, signals};
 use nix::sys::signal::Signal;
@@ -49,9 +50,17 @@ EXAMPLE:
 
 ";
 
+const EXIT_HELP: &str = "EXIT STATUS:
+  0    pass: every run recovered within --max-rto-seconds and --max-rpo-events (dry run: the plan
+       was printed)
+  1    a run missed a target or its recovery failed; evidence is written (result=fail)
+  2    bad flags, a WAL no drill has used, a held lock, an output that cannot be written, a writer
+       that acknowledged nothing or ended before the kill; no evidence
+  130  interrupted by SIGINT/SIGTERM (the writer was killed); no evidence";
+
 /// Run a real WAL crash-recovery drill and write its evidence.
 #[derive(Debug, Parser)]
-#[command(name = "wal-drill", version, after_help = format!("{AFTER_HELP}{EXIT_STATUS_HELP}"))]
+#[command(name = "wal-drill", version, after_help = format!("{AFTER_HELP}{EXIT_HELP}"))]
 pub struct Cli {
     /// Scratch WAL of the drill: removed and recreated at the start of every run (a non-empty file
     /// that no drill has used, i.e. without `<wal>.drill.lock` beside it, is refused).
@@ -361,12 +370,16 @@ pub fn run(cli: Cli) -> Result<Exit> {
     refuse_foreign_wal(&cli.wal_path)?;
     signals::install()?;
     // The lock beside the WAL also marks it as a drill's scratch WAL (see refuse_foreign_wal).
-    let _marker = LockFile::acquire(&lock_path(&cli.wal_path), "WAL drill")?;
+    let marker = LockFile::acquire(&lock_path(&cli.wal_path), "WAL drill")?;
     let _lock = if c.drill.lock_file == lock_path(&cli.wal_path) {
         None
     } else {
         Some(LockFile::acquire(&c.drill.lock_file, "WAL drill")?)
     };
+    // The writer and the recovery steps die with the drill, also on SIGKILL.
+    let mut reaper_file = lock_path(&cli.wal_path).into_os_string();
+    reaper_file.push(".reaper.json");
+    let reaper = Reaper::start(&ReaperOptions::new(reaper_file), Some(&marker))?;
     let mut prov = Provenance::start(
         "wal-drill",
         env!("CARGO_PKG_VERSION"),
@@ -390,6 +403,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         runs.push(r);
     }
     signals::check()?;
+    reaper.stop();
     prov.finish();
     let text = render(&cli, plan, c.drill.id.as_str(), &runs, &prov);
     c.drill.output.write_all(text.as_bytes())?;
@@ -475,17 +489,17 @@ fn tail_of(buf: &Arc<Mutex<Vec<u8>>>) -> String {
     String::from_utf8_lossy(&b).trim().replace('\n', " | ")
 }
 
-fn one_run(cli: &Cli, plan: &Plan, index: u32) -> Result<RunResult> {
-    match std::fs::remove_file(&cli.wal_path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(EvidenceError::io("cannot remove", &cli.wal_path, e)),
-    }
-    let kill_after_ms = cli.kill_after_ms.map_or_else(
-        || fastrand::u64(100..=1000),
-        |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
-    );
+/// A running writer: its process group, the acks read live, the end of its stderr.
+struct LiveWriter {
+    guard: WriterGuard,
+    pid: u32,
+    start: Instant,
+    acks: Arc<Mutex<AckLog>>,
+    ack_thread: thread::JoinHandle<()>,
+    err_tail: Arc<Mutex<Vec<u8>>>,
+}
 
+fn start_writer(plan: &Plan) -> Result<LiveWriter> {
     let mut cmd = plan.writer.command();
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -494,6 +508,9 @@ fn one_run(cli: &Cli, plan: &Plan, index: u32) -> Result<RunResult> {
     for (k, v) in &plan.env {
         cmd.env(k, v);
     }
+    if let Some(tag) = reaper::tag() {
+        cmd.env(reaper::TAG_ENV, tag);
+    }
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(|e| {
         EvidenceError::failed(format!(
@@ -501,14 +518,10 @@ fn one_run(cli: &Cli, plan: &Plan, index: u32) -> Result<RunResult> {
             plan.writer.display()
         ))
     })?;
+    let pid = child.id();
+    reaper::register(pid, "writer");
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
-    let writer_pid = child.id();
-    let mut guard = WriterGuard {
-        child,
-        reaped: false,
-    };
-
     let acks = Arc::new(Mutex::new(AckLog::default()));
     let ack_thread = {
         let acks = Arc::clone(&acks);
@@ -519,85 +532,93 @@ fn one_run(cli: &Cli, plan: &Plan, index: u32) -> Result<RunResult> {
         let err_tail = Arc::clone(&err_tail);
         thread::spawn(move || keep_tail(stderr, &err_tail, 4096));
     }
+    Ok(LiveWriter {
+        guard: WriterGuard {
+            child,
+            reaped: false,
+        },
+        pid,
+        start,
+        acks,
+        ack_thread,
+        err_tail,
+    })
+}
 
-    // Wait for the first ack, then for the kill moment; the writer must still be running.
-    let ack_deadline = start + cli.ack_timeout_ms;
-    let kill_at = start + Duration::from_millis(kill_after_ms);
+/// Wait for the first ack, then for the kill moment; the writer must still be running.
+fn wait_kill_point(cli: &Cli, w: &mut LiveWriter, kill_after_ms: u64, index: u32) -> Result<()> {
+    let ack_deadline = w.start + cli.ack_timeout_ms;
+    let kill_at = w.start + Duration::from_millis(kill_after_ms);
     loop {
         if signals::interrupted() {
-            guard.kill();
-            guard.reap();
+            w.guard.kill();
+            w.guard.reap();
             return Err(EvidenceError::Interrupted);
         }
-        let first = acks.lock().ok().and_then(|a| a.first);
+        let first = w.acks.lock().ok().and_then(|a| a.first);
         let now = Instant::now();
-        if let Ok(Some(st)) = guard.child.try_wait() {
-            guard.reaped = true;
-            signal_group(writer_pid, Signal::SIGKILL);
-            let n = acks.lock().map(|a| a.seqs.len()).unwrap_or(0);
+        if let Ok(Some(st)) = w.guard.child.try_wait() {
+            w.guard.reaped = true;
+            signal_group(w.pid, Signal::SIGKILL);
+            let n = w.acks.lock().map(|a| a.seqs.len()).unwrap_or(0);
             return Err(EvidenceError::failed(format!(
                 "run {index}: the writer ended by itself ({}) after {} ms with {n} acks, before the kill point; use --events 0 or a shorter --kill-after-ms{}",
                 describe_status(st),
-                now.duration_since(start).as_millis(),
-                stderr_note(&err_tail)
+                now.duration_since(w.start).as_millis(),
+                stderr_note(&w.err_tail)
             )));
         }
         match first {
             None if now >= ack_deadline => {
-                guard.kill();
-                guard.reap();
+                w.guard.kill();
+                w.guard.reap();
                 return Err(EvidenceError::failed(format!(
                     "run {index}: the writer acknowledged nothing within {} ms{}",
                     cli.ack_timeout_ms.as_millis(),
-                    stderr_note(&err_tail)
+                    stderr_note(&w.err_tail)
                 )));
             }
-            Some(_) if now >= kill_at => break,
+            Some(_) if now >= kill_at => return Ok(()),
             _ => {}
         }
         thread::sleep(Duration::from_millis(1));
     }
+}
 
-    // The failure: SIGKILL the whole group; failure_start is taken right then.
-    guard.kill();
-    let failure = Stopwatch::start();
-    let killed_after_ms =
-        u64::try_from(failure.instant().duration_since(start).as_millis()).unwrap_or(u64::MAX);
-    let writer_status = guard.reap();
-
-    // Recovery, then readiness: recovery_complete when both succeed.
+/// Recovery, then readiness: (description, both succeeded).
+fn recover(cli: &Cli, plan: &Plan) -> Result<(String, bool)> {
     let opts = RunOptions {
         timeout: cli.step_timeout_secs,
         env: plan.env.clone(),
         ..RunOptions::default()
     };
-    let recover = run_step(&plan.recover, &opts)?;
-    let mut recovery = format!("recover {}", recover.describe());
-    let mut ok = recover.success();
+    let rec = run_step(&plan.recover, &opts)?;
+    let mut recovery = format!("recover {}", rec.describe());
+    let mut ok = rec.success();
     if ok && let Some(ready) = &plan.ready {
         let r = run_step(ready, &opts)?;
         recovery.push_str(&format!("; ready {}", r.describe()));
         ok = r.success();
     }
-    let rto = failure.elapsed();
-    let recovery_complete_ns = failure
-        .start_wall_ns()
-        .saturating_add(i64::try_from(rto.as_nanos()).unwrap_or(i64::MAX));
     if !ok {
-        let tail = if recover.success() {
+        let tail = if rec.success() {
             ""
         } else {
-            recover.stderr_tail.trim()
+            rec.stderr_tail.trim()
         };
         if !tail.is_empty() {
             recovery.push_str(&format!(" ({})", tail.replace('\n', " | ")));
         }
     }
+    Ok((recovery, ok))
+}
 
-    // Every ack the writer emitted before it died is in the pipe: drain to EOF.
-    let drained = wait_eof(&acks, Duration::from_secs(5));
-    let _ = drained && ack_thread.join().is_ok();
-    let (mut acked, other_lines) = acks
+/// Every ack the writer emitted before it died is in the pipe: drain to EOF. Sorted, unique.
+fn drain_acks(w: LiveWriter, index: u32) -> Vec<u64> {
+    let drained = wait_eof(&w.acks, Duration::from_secs(5));
+    let _ = drained && w.ack_thread.join().is_ok();
+    let (mut acked, other_lines) = w
+        .acks
         .lock()
         .map(|a| (a.seqs.clone(), a.other_lines))
         .unwrap_or_default();
@@ -613,7 +634,34 @@ fn one_run(cli: &Cli, plan: &Plan, index: u32) -> Result<RunResult> {
     }
     acked.sort_unstable();
     acked.dedup();
+    acked
+}
 
+fn one_run(cli: &Cli, plan: &Plan, index: u32) -> Result<RunResult> {
+    match std::fs::remove_file(&cli.wal_path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(EvidenceError::io("cannot remove", &cli.wal_path, e)),
+    }
+    let kill_after_ms = cli.kill_after_ms.map_or_else(
+        || fastrand::u64(100..=1000),
+        |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+    );
+    let mut w = start_writer(plan)?;
+    wait_kill_point(cli, &mut w, kill_after_ms, index)?;
+    // The failure: SIGKILL the whole group; failure_start is taken right then.
+    w.guard.kill();
+    let failure = Stopwatch::start();
+    let killed_after_ms =
+        u64::try_from(failure.instant().duration_since(w.start).as_millis()).unwrap_or(u64::MAX);
+    let writer_status = w.guard.reap();
+    let writer_pid = w.pid;
+    let (recovery, ok) = recover(cli, plan)?;
+    let rto = failure.elapsed();
+    let recovery_complete_ns = failure
+        .start_wall_ns()
+        .saturating_add(i64::try_from(rto.as_nanos()).unwrap_or(i64::MAX));
+    let acked = drain_acks(w, index);
     // The recovered WAL, as recovery left it: which seqs are there.
     let (recovered_seqs, torn) = recovered_seqs(&cli.wal_path)?;
     let rpo = acked

@@ -420,6 +420,30 @@ fn unwritable_output_is_refused_before_the_wal_is_touched() {
     run(BIN, &["--drill-id", "a/b"], None, None)
         .code(2)
         .stderr_has("expected a drill id");
+    // --results-dir moves the evidence; nothing is written outside it (but the scratch WAL).
+    sibling("wal-writer");
+    sibling("wal-replay");
+    let res = dir.path().join("res");
+    run(
+        BIN,
+        &[
+            "--execute",
+            "--wal-path",
+            wal.to_str().unwrap(),
+            "--results-dir",
+            res.to_str().unwrap(),
+            "--kill-after-ms",
+            "50ms",
+            "--rate",
+            "2000",
+        ],
+        None,
+        Some(dir.path()),
+    )
+    .code(0)
+    .stdout_is("");
+    assert!(res.join("wal_recovery_result.env").is_file());
+    assert!(!dir.path().join("docs").exists());
 }
 
 fn spawn_drill(wal: &Path, out: &Path, extra: &[&str]) -> Child {
@@ -478,6 +502,31 @@ fn sigterm_stops_the_drill_with_130_and_no_evidence() {
     wait_until(Duration::from_secs(10), "the writer to be gone", || {
         processes_mentioning(&needle).is_empty()
     });
+}
+
+/// Issue 8 item 9: the writer dies with the drill, also when the drill is SIGKILLed, and the
+/// WAL's lock stays held until it is gone.
+#[test]
+fn sigkill_of_the_drill_kills_its_writer() {
+    sibling("wal-writer");
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("wal/w.wal");
+    let out = dir.path().join("result.env");
+    let mut child = spawn_drill(&wal, &out, &["--kill-after-ms", "60000", "--rate", "500"]);
+    wait_until(Duration::from_secs(20), "the writer to write", || {
+        std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0)
+    });
+    kill(pid_of(&child), Signal::SIGKILL).unwrap();
+    child.wait().unwrap();
+    let needle = wal.to_str().unwrap().to_string();
+    wait_until(Duration::from_secs(30), "the writer to be gone", || {
+        processes_mentioning(&needle).is_empty()
+    });
+    let lock = dir.path().join("wal/w.wal.drill.lock");
+    wait_until(Duration::from_secs(30), "the lock to be free", || {
+        evidence_core::lock::LockFile::acquire(&lock, "x").is_ok()
+    });
+    assert!(!out.exists());
 }
 
 #[test]
