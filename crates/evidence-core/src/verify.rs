@@ -35,7 +35,7 @@ pub struct VerifyArgs {
 }
 
 impl VerifyArgs {
-    /// When the process was started under `original` (argv[0]'s file name, e.g.
+    /// When the process was started under `original` (the file name of `argv[0]`, e.g.
     /// `verify_wal_recovery_evidence`), turn on `--allow-legacy` and `--allow-dry-run` by default,
     /// as the seed manual's steps (hand-filled templates, dry runs) expect.
     pub fn apply_original_name(&mut self, original: &str) {
