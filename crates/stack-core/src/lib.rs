@@ -8,6 +8,7 @@
 //! - [`launch`]: prepare the run folder, initdb/basebackup, start/stop services with pid and log
 //!   files (evidence-core's supervisor), `up`/`down`/`purge`;
 //! - [`probe`]: readiness and health probes that record what was asked and what was answered;
+//! - [`report`]: the health report JSON (the original shape) from probes or compose ps rows;
 //! - [`webhook`]: the local Alertmanager webhook receiver (appends each notification as JSONL).
 #![warn(missing_docs)]
 
@@ -15,6 +16,7 @@ pub mod launch;
 pub mod pg;
 pub mod probe;
 pub mod redis;
+pub mod report;
 pub mod secret;
 pub mod stack;
 pub mod webhook;
