@@ -388,7 +388,7 @@ pub fn log_tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
-/// What [`up`] did for one service.
+/// What [`start_one`] did for one service.
 #[derive(Debug, Clone)]
 pub struct Started {
     /// The service.
@@ -397,40 +397,52 @@ pub struct Started {
     pub running: Running,
     /// False when it was already running.
     pub newly_started: bool,
-    /// Seconds from the start of `up` until it answered its readiness probe.
-    pub ready_after: Duration,
+    /// From the call until it answered its readiness probe.
+    pub took: Duration,
 }
 
-/// Prepare, then start every service in order, each waited for until ready (PostgreSQL: initdb,
-/// primary, database, basebackup, standby). Services already running are left as they are.
-pub fn up(stack: &Stack, deadline: Duration) -> Result<Vec<Started>> {
+/// Bring one service up: initialise PostgreSQL data first when needed (initdb on the primary;
+/// pg_basebackup from the running primary for the standby), start it unless it runs, wait for
+/// its readiness probe until `deadline`, and create the database on a fresh primary.
+pub fn start_one(
+    stack: &Stack,
+    kind: ServiceKind,
+    password: &str,
+    deadline: Instant,
+) -> Result<Started> {
     let t0 = Instant::now();
-    let end = t0 + deadline;
+    match kind {
+        ServiceKind::TimescalePrimary => {
+            init_pg_primary(stack, password)?;
+        }
+        ServiceKind::TimescaleReplica => {
+            init_pg_standby(stack, password)?;
+        }
+        _ => {}
+    }
+    let was = supervisor(stack, kind).running()?.is_some();
+    let running = start(stack, kind, password)?;
+    wait_ready(stack, kind, password, deadline)?;
+    if kind == ServiceKind::TimescalePrimary {
+        ensure_pg_db(stack, password, Duration::from_secs(2))?;
+    }
+    Ok(Started {
+        kind,
+        running,
+        newly_started: !was,
+        took: t0.elapsed(),
+    })
+}
+
+/// Prepare, then [`start_one`] every service in order. Services already running are left as
+/// they are. Stops at the first failure (what started keeps running: call [`down`]).
+pub fn up(stack: &Stack, deadline: Duration) -> Result<Vec<Started>> {
+    let end = Instant::now() + deadline;
     let pw = prepare(stack)?;
     let mut out = Vec::new();
     for kind in stack.kinds() {
         evidence_core::signals::check()?;
-        match kind {
-            ServiceKind::TimescalePrimary => {
-                init_pg_primary(stack, &pw)?;
-            }
-            ServiceKind::TimescaleReplica => {
-                init_pg_standby(stack, &pw)?;
-            }
-            _ => {}
-        }
-        let was = supervisor(stack, kind).running()?.is_some();
-        let running = start(stack, kind, &pw)?;
-        wait_ready(stack, kind, &pw, end)?;
-        if kind == ServiceKind::TimescalePrimary {
-            ensure_pg_db(stack, &pw, Duration::from_secs(2))?;
-        }
-        out.push(Started {
-            kind,
-            running,
-            newly_started: !was,
-            ready_after: t0.elapsed(),
-        });
+        out.push(start_one(stack, kind, &pw, end)?);
     }
     Ok(out)
 }

@@ -1,0 +1,950 @@
+//! `prodlike`: bring the production-like stack up, down, list it and check its health (SOP 7).
+//! Replaces `bootstrap_prodlike.sh`: same flags, same `prodlike_bootstrap_result.env` keys
+//! (`PRODLIKE_*` and the `STEP_n_*` quartets), plus measured extras and provenance.
+//!
+//! Backends:
+//! - `native` (default): real servers from Debian's packages as local processes in `--run-dir`
+//!   (see `stack_core`), on `--listen` and ports from `--base-port`. `up` waits until every
+//!   service answers its probes (Prometheus targets included) or `--wait-timeout` passes; `up`
+//!   on a running stack is a no-op that says so; `down` stops what the run folder records (stale
+//!   pid files of crashed services included) and checks that no process and no port is left.
+//! - `compose`: `docker compose` over `--compose-file`, as the original (selected by
+//!   `--backend compose`, by giving `--compose-file` or `--docker-bin`, or when called as
+//!   `bootstrap_prodlike`).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use evidence_core::cli::{EXIT_STATUS_HELP, info, stdout_write, warn};
+use evidence_core::dotenv::EnvWriter;
+use evidence_core::io::Output;
+use evidence_core::lock::LockFile;
+use evidence_core::process::{RunOptions, run_command, shell_quote};
+use evidence_core::provenance::{KeyCase, Provenance};
+use evidence_core::supervisor::{Stopped, is_same_process_alive};
+use evidence_core::time::format_seconds;
+use evidence_core::{EvidenceError, Exit, Result, signals};
+use serde_json::json;
+use stack_core::launch;
+use stack_core::report::{self, ReportContext, compose_rows, default_required, judge, native_wait};
+use stack_core::stack::{NOT_PROVIDED, ServiceKind, Stack, StackConfig, extension};
+
+/// What to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Action {
+    /// Start the stack and wait until it is healthy.
+    Up,
+    /// Stop the stack.
+    Down,
+    /// One JSON row per service on stdout.
+    Ps,
+    /// Check the stack's health.
+    Health,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Up => "up",
+            Action::Down => "down",
+            Action::Ps => "ps",
+            Action::Health => "health",
+        }
+    }
+}
+
+/// Which stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// Local processes in `--run-dir`.
+    Native,
+    /// docker compose.
+    Compose,
+}
+
+/// Bring the prod-like stack up or down, list it, or check its health; write the evidence.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    after_help = format!(
+        "EXAMPLE:\n  prodlike --execute --action up        # native stack in runtime/prodlike, waits until healthy\n  prodlike --execute --action ps\n  prodlike --execute --action health\n  prodlike --execute --action down --purge\n\nWithout --execute nothing runs: each step is printed as `[dry-run] <command>` and recorded as\nsimulated_ok with PRODLIKE_DRY_RUN=1 and PRODLIKE_RESULT=dry_run.\nThe stack's password is generated into <run-dir>/secrets/password (0600); it is never printed.\n\n{EXIT_STATUS_HELP}\n  (1: the stack is not healthy; 2: a step could not run, e.g. a server did not start)"
+    )
+)]
+pub struct Cli {
+    /// up, down, ps or health.
+    #[arg(long, value_enum, default_value = "up")]
+    pub action: Action,
+    /// Backend (default native; compose when --compose-file or --docker-bin is given or when
+    /// called as bootstrap_prodlike).
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+    /// Compose file (compose backend).
+    #[arg(long, value_name = "PATH")]
+    pub compose_file: Option<PathBuf>,
+    /// Compose project name.
+    #[arg(long, default_value = "quant-hft-prodlike")]
+    pub project_name: String,
+    /// Compose env file (passed only when it exists; recorded anyway, as the original).
+    #[arg(long, value_name = "PATH", default_value = "infra/env/prodlike.env")]
+    pub env_file: PathBuf,
+    /// Where to write the evidence (`-` for stdout).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "docs/results/prodlike_bootstrap_result.env"
+    )]
+    pub output_file: Output,
+    /// Where the health report JSON goes (up and health).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "docs/results/prodlike_health_report.json"
+    )]
+    pub health_report: PathBuf,
+    /// Docker binary (compose backend).
+    #[arg(long, value_name = "PATH")]
+    pub docker_bin: Option<String>,
+    /// Accepted for compatibility; the health check is built in.
+    #[arg(long, value_name = "PATH")]
+    pub health_check_script: Option<PathBuf>,
+    /// Only print what would run (the default).
+    #[arg(long, conflicts_with = "execute")]
+    pub dry_run: bool,
+    /// Run for real.
+    #[arg(long)]
+    pub execute: bool,
+    /// Run folder of the native stack (pid files, logs, data, configs, password).
+    #[arg(long, value_name = "DIR", default_value = "runtime/prodlike")]
+    pub run_dir: PathBuf,
+    /// Ports are base + offset (redis 1/2, sentinels 11-13, PostgreSQL 21/22, Prometheus 90,
+    /// Alertmanager 93, exporters 100/121/187/188, webhook 500). Used when the stack is created.
+    #[arg(long, value_name = "PORT", default_value_t = stack_core::stack::DEFAULT_BASE_PORT)]
+    pub base_port: u16,
+    /// Listen address of every service (used when the stack is created).
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    pub listen: String,
+    /// down: also remove the data, configs, logs and password.
+    #[arg(long)]
+    pub purge: bool,
+    /// up: seconds to wait for a healthy stack; health: seconds to keep probing (default 0).
+    #[arg(long, value_name = "SECS")]
+    pub wait_timeout: Option<f64>,
+    /// Comma-separated services the health verdict requires (default: all of the backend's).
+    #[arg(long, value_name = "LIST")]
+    pub required_services: Option<String>,
+    /// Operator recorded in the provenance (default: $USER).
+    #[arg(long)]
+    pub operator: Option<String>,
+    /// Internal: serve the Alertmanager webhook receiver on ADDR, appending to FILE.
+    #[arg(long, hide = true, num_args = 2, value_names = ["ADDR", "FILE"])]
+    pub serve_webhook: Option<Vec<String>>,
+}
+
+/// The compose file used when none is given.
+pub const DEFAULT_COMPOSE_FILE: &str = "infra/docker-compose.prodlike.yaml";
+
+#[derive(Debug, Clone)]
+struct Step {
+    name: String,
+    status: &'static str,
+    duration_ms: u128,
+    command: String,
+    detail: String,
+}
+
+#[derive(Debug)]
+struct Evidence {
+    action: Action,
+    backend: Backend,
+    dry_run: bool,
+    steps: Vec<Step>,
+    failed_step: String,
+    result: String,
+    compose_file: String,
+    extras: Vec<(String, String)>,
+}
+
+impl Evidence {
+    fn success(&self) -> bool {
+        self.failed_step.is_empty()
+    }
+
+    fn push(&mut self, step: Step) -> bool {
+        let ok = step.status != "failed";
+        if !ok && self.failed_step.is_empty() {
+            self.failed_step = step.name.clone();
+        }
+        self.steps.push(step);
+        ok
+    }
+
+    fn extra(&mut self, k: &str, v: impl ToString) {
+        self.extras.push((k.to_string(), v.to_string()));
+    }
+
+    fn render(&self, cli: &Cli, prov: &Provenance) -> String {
+        let mut w = EnvWriter::new();
+        w.push("PRODLIKE_ACTION", self.action.as_str())
+            .push("PRODLIKE_DRY_RUN", if self.dry_run { "1" } else { "0" })
+            .push("PRODLIKE_SUCCESS", self.success())
+            .push("PRODLIKE_TOTAL_STEPS", self.steps.len())
+            .push("PRODLIKE_FAILED_STEP", &self.failed_step)
+            .push("PRODLIKE_COMPOSE_FILE", &self.compose_file)
+            .push("PRODLIKE_PROJECT_NAME", &cli.project_name)
+            .push("PRODLIKE_ENV_FILE", cli.env_file.display())
+            .push("PRODLIKE_HEALTH_REPORT", cli.health_report.display());
+        for (i, s) in self.steps.iter().enumerate() {
+            let n = i + 1;
+            w.push(format!("STEP_{n}_NAME"), &s.name)
+                .push(format!("STEP_{n}_STATUS"), s.status)
+                .push(format!("STEP_{n}_DURATION_MS"), s.duration_ms)
+                .push(format!("STEP_{n}_COMMAND"), &s.command);
+        }
+        w.push(
+            "PRODLIKE_BACKEND",
+            match self.backend {
+                Backend::Native => "native",
+                Backend::Compose => "compose",
+            },
+        )
+        .push("PRODLIKE_RESULT", &self.result);
+        for (i, s) in self.steps.iter().enumerate() {
+            w.push(format!("STEP_{}_DETAIL", i + 1), &s.detail);
+        }
+        w.extend(self.extras.iter().cloned());
+        w.extend(prov.env_pairs(KeyCase::Upper));
+        w.render()
+    }
+}
+
+fn backend_of(cli: &Cli) -> Backend {
+    if let Some(b) = cli.backend {
+        return b;
+    }
+    let called_as_original = std::env::args_os()
+        .next()
+        .and_then(|a| {
+            PathBuf::from(a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .is_some_and(|n| n == "bootstrap_prodlike" || n == "bootstrap_prodlike.sh");
+    if called_as_original || cli.compose_file.is_some() || cli.docker_bin.is_some() {
+        Backend::Compose
+    } else {
+        Backend::Native
+    }
+}
+
+/// Run the tool.
+pub fn run(cli: Cli) -> Result<Exit> {
+    if let Some(v) = &cli.serve_webhook {
+        let (addr, file) = (&v[0], PathBuf::from(&v[1]));
+        stack_core::webhook::serve(addr, &file)?;
+        return Ok(Exit::Pass);
+    }
+    if let Some(w) = cli.wait_timeout
+        && (!w.is_finite() || w < 0.0)
+    {
+        return Err(EvidenceError::usage(
+            "--wait-timeout must be a non-negative number of seconds",
+        ));
+    }
+    if cli.listen.parse::<std::net::IpAddr>().is_err() {
+        return Err(EvidenceError::usage(format!(
+            "--listen must be an IP address, found {:?}",
+            cli.listen
+        )));
+    }
+    let backend = backend_of(&cli);
+    let compose_file = cli
+        .compose_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_COMPOSE_FILE));
+    if backend == Backend::Compose && !compose_file.exists() {
+        return Err(EvidenceError::usage(format!(
+            "compose file not found: {}",
+            compose_file.display()
+        )));
+    }
+    let dry_run = !cli.execute;
+    signals::install()?;
+    let mut prov = Provenance::start(
+        "prodlike",
+        env!("CARGO_PKG_VERSION"),
+        cli.operator.as_deref(),
+        dry_run,
+    );
+    if backend == Backend::Compose {
+        prov = prov.with_config_file(&compose_file)?;
+    }
+    let mut ev = Evidence {
+        action: cli.action,
+        backend,
+        dry_run,
+        steps: Vec::new(),
+        failed_step: String::new(),
+        result: String::new(),
+        compose_file: compose_file.display().to_string(),
+        extras: Vec::new(),
+    };
+    let exit = match (backend, dry_run) {
+        (_, true) => simulate(&cli, backend, &compose_file, &mut ev)?,
+        (Backend::Native, false) => {
+            let _lock = lock(&cli)?;
+            native(&cli, &mut ev)?
+        }
+        (Backend::Compose, false) => compose(&cli, &compose_file, &mut ev)?,
+    };
+    prov.finish();
+    cli.output_file
+        .write_all(ev.render(&cli, &prov).as_bytes())?;
+    match cli.output_file.path() {
+        Some(p) if cli.action != Action::Ps => stdout_write(&format!("{}\n", p.display()))?,
+        Some(p) => info(&format!("evidence: {}", p.display())),
+        None => {}
+    }
+    Ok(exit)
+}
+
+fn lock(cli: &Cli) -> Result<LockFile> {
+    std::fs::create_dir_all(&cli.run_dir)
+        .map_err(|e| EvidenceError::io("cannot create folder", &cli.run_dir, e))?;
+    LockFile::acquire(
+        &cli.run_dir.join("prodlike.lock"),
+        &format!("prodlike on {}", cli.run_dir.display()),
+    )
+}
+
+fn step(name: &str, status: &'static str, t0: Instant, command: String, detail: String) -> Step {
+    Step {
+        name: name.to_string(),
+        status,
+        duration_ms: t0.elapsed().as_millis(),
+        command,
+        detail,
+    }
+}
+
+fn compose_base(cli: &Cli, compose_file: &Path) -> Vec<OsString> {
+    let mut v: Vec<OsString> = vec![
+        cli.docker_bin
+            .clone()
+            .unwrap_or_else(|| "docker".into())
+            .into(),
+        "compose".into(),
+        "-f".into(),
+        compose_file.into(),
+        "--project-name".into(),
+        cli.project_name.clone().into(),
+    ];
+    if cli.env_file.exists() {
+        v.push("--env-file".into());
+        v.push(cli.env_file.clone().into());
+    }
+    v
+}
+
+fn quote_argv(v: &[OsString]) -> String {
+    v.iter()
+        .map(|a| shell_quote(&a.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn planned(cli: &Cli, backend: Backend, compose_file: &Path) -> Vec<(String, String)> {
+    match backend {
+        Backend::Compose => {
+            let base = compose_base(cli, compose_file);
+            let with = |extra: &[&str]| {
+                let mut v = base.clone();
+                v.extend(extra.iter().map(OsString::from));
+                quote_argv(&v)
+            };
+            match cli.action {
+                Action::Up => vec![
+                    ("compose_up".into(), with(&["up", "-d", "--wait"])),
+                    (
+                        "health_check".into(),
+                        with(&["ps", "-a", "--format", "json"]),
+                    ),
+                ],
+                Action::Down => vec![("compose_down".into(), with(&["down", "--remove-orphans"]))],
+                Action::Ps => vec![("compose_ps".into(), with(&["ps", "-a", "--format", "json"]))],
+                Action::Health => vec![(
+                    "health_check".into(),
+                    with(&["ps", "-a", "--format", "json"]),
+                )],
+            }
+        }
+        Backend::Native => {
+            let stack = native_stack(cli).unwrap_or_else(|_| new_stack(cli));
+            match cli.action {
+                Action::Up => {
+                    let mut v: Vec<(String, String)> = stack
+                        .kinds()
+                        .into_iter()
+                        .map(|k| {
+                            let spec = stack.spec(k, "");
+                            (
+                                format!("start_{}", k.name()),
+                                quote_argv(&launch::argv(&spec)),
+                            )
+                        })
+                        .collect();
+                    v.push(("health_check".into(), health_text(&stack)));
+                    v
+                }
+                Action::Down => stack
+                    .kinds()
+                    .into_iter()
+                    .rev()
+                    .map(|k| {
+                        (
+                            format!("stop_{}", k.name()),
+                            format!("stop {} (SIGTERM, then SIGKILL)", k.name()),
+                        )
+                    })
+                    .collect(),
+                Action::Ps => vec![(
+                    "native_ps".into(),
+                    format!("ps of {}", stack.run_dir.display()),
+                )],
+                Action::Health => vec![("health_check".into(), health_text(&stack))],
+            }
+        }
+    }
+}
+
+fn health_text(stack: &Stack) -> String {
+    format!(
+        "probe {} services of {} (prodlike-health --run-dir {})",
+        stack.kinds().len(),
+        stack.run_dir.display(),
+        shell_quote(&stack.run_dir.display().to_string())
+    )
+}
+
+fn simulate(cli: &Cli, backend: Backend, compose_file: &Path, ev: &mut Evidence) -> Result<Exit> {
+    let to_stdout = cli.output_file.path().is_some() && cli.action != Action::Ps;
+    for (name, command) in planned(cli, backend, compose_file) {
+        let line = format!("[dry-run] {command}\n");
+        if to_stdout {
+            stdout_write(&line)?;
+        } else {
+            info(line.trim_end());
+        }
+        ev.push(Step {
+            name,
+            status: "simulated_ok",
+            duration_ms: 0,
+            command,
+            detail: "dry run: not executed".into(),
+        });
+    }
+    ev.result = "dry_run".into();
+    Ok(Exit::Pass)
+}
+
+fn new_stack(cli: &Cli) -> Stack {
+    let mut cfg = StackConfig {
+        base_port: cli.base_port,
+        ..StackConfig::default()
+    };
+    cfg.default.listen = cli.listen.clone();
+    if let Ok(exe) = std::env::current_exe() {
+        cfg.webhook_cmd = vec![exe.display().to_string(), "--serve-webhook".into()];
+    }
+    Stack::new(&cli.run_dir, cfg)
+}
+
+/// The stack recorded in the run folder, or a new one from the flags.
+fn native_stack(cli: &Cli) -> Result<Stack> {
+    match Stack::open(&cli.run_dir)? {
+        Some(s) => {
+            if s.config.base_port != cli.base_port || s.config.default.listen != cli.listen {
+                warn(&format!(
+                    "{} holds a stack on {}:{}+; --base-port/--listen apply to new stacks only",
+                    cli.run_dir.display(),
+                    s.config.default.listen,
+                    s.config.base_port
+                ));
+            }
+            Ok(s)
+        }
+        None => Ok(new_stack(cli)),
+    }
+}
+
+fn required(cli: &Cli, stack: &Stack) -> Vec<String> {
+    cli.required_services.as_deref().map_or_else(
+        || default_required(stack),
+        |s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+                .collect()
+        },
+    )
+}
+
+fn native(cli: &Cli, ev: &mut Evidence) -> Result<Exit> {
+    let stack = native_stack(cli)?;
+    ev.extra("PRODLIKE_RUN_DIR", cli.run_dir.display());
+    ev.extra("PRODLIKE_LISTEN", &stack.config.default.listen);
+    ev.extra("PRODLIKE_BASE_PORT", stack.config.base_port);
+    ev.extra("PRODLIKE_NOT_PROVIDED", NOT_PROVIDED.join(","));
+    ev.extra("PRODLIKE_EXTENSION", extension());
+    match cli.action {
+        Action::Up => native_up(cli, &stack, ev),
+        Action::Down => native_down(cli, &stack, ev),
+        Action::Ps => native_ps(&stack, ev),
+        Action::Health => {
+            let wait = Duration::from_secs_f64(cli.wait_timeout.unwrap_or(0.0));
+            native_health(cli, &stack, ev, wait, Instant::now())
+        }
+    }
+}
+
+fn native_up(cli: &Cli, stack: &Stack, ev: &mut Evidence) -> Result<Exit> {
+    let t_up = Instant::now();
+    let deadline = t_up + Duration::from_secs_f64(cli.wait_timeout.unwrap_or(60.0));
+    let kinds = stack.kinds();
+    let running: Vec<bool> = kinds
+        .iter()
+        .map(|k| launch::supervisor(stack, *k).running().map(|r| r.is_some()))
+        .collect::<Result<_>>()?;
+    let already = running.iter().all(|r| *r);
+    ev.extra("PRODLIKE_ALREADY_RUNNING", already);
+    if already {
+        info(&format!(
+            "the stack in {} is already running ({} services); nothing started",
+            stack.run_dir.display(),
+            kinds.len()
+        ));
+        let exit = native_health(
+            cli,
+            stack,
+            ev,
+            deadline.saturating_duration_since(Instant::now()),
+            t_up,
+        )?;
+        if ev.success() {
+            ev.result = "already_running".into();
+        }
+        return Ok(exit);
+    }
+    let pw = launch::prepare(stack)?;
+    for k in &kinds {
+        let t0 = Instant::now();
+        let spec = stack.spec(*k, &pw);
+        let command = quote_argv(&launch::argv(&spec));
+        match launch::start_one(stack, *k, &pw, deadline) {
+            Ok(s) => {
+                let detail = if s.newly_started {
+                    format!(
+                        "pid {} ready after {}s",
+                        s.running.pid,
+                        format_seconds(s.took)
+                    )
+                } else {
+                    format!("pid {} was already running", s.running.pid)
+                };
+                ev.push(step(
+                    &format!("start_{}", k.name()),
+                    "ok",
+                    t0,
+                    command,
+                    detail,
+                ));
+            }
+            Err(EvidenceError::Interrupted) => {
+                ev.push(step(
+                    &format!("start_{}", k.name()),
+                    "failed",
+                    t0,
+                    command,
+                    "interrupted".into(),
+                ));
+                ev.result = "interrupted".into();
+                return Err(EvidenceError::Interrupted);
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                ev.push(step(
+                    &format!("start_{}", k.name()),
+                    "failed",
+                    t0,
+                    command,
+                    msg.clone(),
+                ));
+                ev.result = "failed".into();
+                ev.extra("PRODLIKE_FAILURE_REASON", &msg);
+                warn(&format!(
+                    "{} did not start: {msg}; what started keeps running (prodlike --execute --action down --run-dir {})",
+                    k.name(),
+                    stack.run_dir.display()
+                ));
+                return Ok(Exit::BadInput);
+            }
+        }
+    }
+    ev.extra(
+        "PRODLIKE_READY_SECONDS",
+        format!("{:.3}", t_up.elapsed().as_secs_f64()),
+    );
+    native_health(
+        cli,
+        stack,
+        ev,
+        deadline.saturating_duration_since(Instant::now()),
+        t_up,
+    )
+}
+
+fn native_health(
+    cli: &Cli,
+    stack: &Stack,
+    ev: &mut Evidence,
+    wait: Duration,
+    t_up: Instant,
+) -> Result<Exit> {
+    let t0 = Instant::now();
+    let req = required(cli, stack);
+    let pw = stack.password().ok();
+    let (states, verdict, attempts, waited, wall) =
+        native_wait(stack, pw.as_deref(), &req, wait, Duration::from_millis(500));
+    let ctx = ReportContext {
+        backend: "native".into(),
+        source: "probes".into(),
+        run_dir: stack.run_dir.display().to_string(),
+        attempts,
+        waited_seconds: waited.as_secs_f64(),
+        check_wall_ms: wall.as_secs_f64() * 1e3,
+        ..ReportContext::default()
+    };
+    let mut rep = report::render(&states, &req, &verdict, &ctx);
+    let mut prov = Provenance::start(
+        "prodlike",
+        env!("CARGO_PKG_VERSION"),
+        cli.operator.as_deref(),
+        false,
+    );
+    prov.finish();
+    rep.insert(
+        "provenance",
+        serde_json::to_value(&prov).unwrap_or_default(),
+    );
+    evidence_core::io::write_atomic(&cli.health_report, rep.to_pretty().as_bytes())?;
+    let mut detail = format!(
+        "{} after {} round(s){}",
+        verdict.classification,
+        attempts,
+        if verdict.healthy {
+            String::new()
+        } else {
+            format!(": {}", describe_bad(&rep))
+        }
+    );
+    if verdict.healthy && cli.action == Action::Up {
+        let s = t_up.elapsed().as_secs_f64();
+        ev.extra("PRODLIKE_HEALTHY_SECONDS", format!("{s:.3}"));
+        detail.push_str(&format!("; healthy {s:.3}s after up started"));
+    }
+    ev.extra("PRODLIKE_HEALTH_CLASSIFICATION", &verdict.classification);
+    ev.extra(
+        "PRODLIKE_HEALTH_CHECK_WALL_MS",
+        format!("{:.1}", wall.as_secs_f64() * 1e3),
+    );
+    let ok = ev.push(step(
+        "health_check",
+        if verdict.healthy { "ok" } else { "failed" },
+        t0,
+        health_text(stack),
+        detail.clone(),
+    ));
+    if ok {
+        ev.result = "success".into();
+        info(&format!("healthy: {detail}"));
+        Ok(Exit::Pass)
+    } else {
+        ev.result = "failed".into();
+        ev.extra("PRODLIKE_FAILURE_REASON", &detail);
+        warn(&format!("not healthy: {detail}"));
+        Ok(Exit::Breach)
+    }
+}
+
+fn describe_bad(rep: &report::Report) -> String {
+    let mut parts = Vec::new();
+    if let Some(m) = rep.get("missing_services").as_array()
+        && !m.is_empty()
+    {
+        let names: Vec<&str> = m.iter().filter_map(|v| v.as_str()).collect();
+        parts.push(format!("missing {}", names.join(",")));
+    }
+    for u in rep
+        .get("unhealthy_services")
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        parts.push(format!(
+            "{} {}: {}",
+            u["service"].as_str().unwrap_or("?"),
+            u["state"].as_str().unwrap_or("?"),
+            u["answer"].as_str().unwrap_or("")
+        ));
+    }
+    parts.join("; ")
+}
+
+fn native_down(cli: &Cli, stack: &Stack, ev: &mut Evidence) -> Result<Exit> {
+    let grace = Duration::from_secs(10);
+    let mut kinds = ServiceKind::all();
+    kinds.reverse();
+    let mut pids = Vec::new();
+    for k in kinds {
+        let t0 = Instant::now();
+        let sup = launch::supervisor(stack, k);
+        let recorded = sup.recorded()?;
+        if let Some(r) = &recorded {
+            pids.push((k, r.pid, r.start_ticks));
+        }
+        let command = format!(
+            "stop {} (SIGTERM, SIGKILL after {})",
+            k.name(),
+            format_seconds(grace)
+        );
+        match sup.stop(grace) {
+            Ok(how) => {
+                let detail = match (how, &recorded) {
+                    (Stopped::NotRunning, Some(r)) => {
+                        format!("pid {} had already exited; stale pid file removed", r.pid)
+                    }
+                    (Stopped::NotRunning, None) => "not running".into(),
+                    (Stopped::Terminated, Some(r)) => format!("pid {} exited after SIGTERM", r.pid),
+                    (Stopped::Killed, Some(r)) => {
+                        format!("pid {} killed after the grace period", r.pid)
+                    }
+                    (_, None) => "stopped".into(),
+                };
+                if recorded.is_some() {
+                    ev.push(step(
+                        &format!("stop_{}", k.name()),
+                        "ok",
+                        t0,
+                        command,
+                        detail,
+                    ));
+                }
+            }
+            Err(e) => {
+                ev.push(step(
+                    &format!("stop_{}", k.name()),
+                    "failed",
+                    t0,
+                    command,
+                    e.to_string(),
+                ));
+            }
+        }
+    }
+    // Proof: no process of the stack left, no port of the stack bound.
+    let t0 = Instant::now();
+    let alive: Vec<String> = pids
+        .iter()
+        .filter(|(_, pid, ticks)| is_same_process_alive(*pid, *ticks))
+        .map(|(k, pid, _)| format!("{} pid {pid}", k.name()))
+        .collect();
+    let bound: Vec<String> = ServiceKind::all()
+        .into_iter()
+        .filter(|k| {
+            stack.addr(*k).parse().ok().is_some_and(|a| {
+                std::net::TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_ok()
+            })
+        })
+        .map(|k| stack.addr(k))
+        .collect();
+    let clean = alive.is_empty() && bound.is_empty();
+    ev.extra("PRODLIKE_PROCESSES_LEFT", alive.len());
+    ev.extra("PRODLIKE_PORTS_STILL_BOUND", bound.join(","));
+    ev.push(step(
+        "verify_down",
+        if clean { "ok" } else { "failed" },
+        t0,
+        format!(
+            "check that no process and no port of the stack in {} is left",
+            stack.run_dir.display()
+        ),
+        if clean {
+            format!(
+                "{} processes stopped; {} ports free",
+                pids.len(),
+                ServiceKind::all().len()
+            )
+        } else {
+            format!("left: {} {}", alive.join(","), bound.join(","))
+        },
+    ));
+    if cli.purge && clean {
+        let t0 = Instant::now();
+        let r = launch::purge(stack);
+        ev.push(step(
+            "purge",
+            if r.is_ok() { "ok" } else { "failed" },
+            t0,
+            format!(
+                "remove the data, configs, logs and password in {}",
+                stack.run_dir.display()
+            ),
+            r.as_ref()
+                .map_or_else(ToString::to_string, |()| "removed".into()),
+        ));
+    }
+    ev.result = if ev.success() { "success" } else { "failed" }.into();
+    Ok(if ev.success() {
+        Exit::Pass
+    } else {
+        Exit::BadInput
+    })
+}
+
+fn native_ps(stack: &Stack, ev: &mut Evidence) -> Result<Exit> {
+    let t0 = Instant::now();
+    let mut out = String::new();
+    for k in stack.kinds() {
+        let sup = launch::supervisor(stack, k);
+        let rec = sup.recorded()?;
+        let alive = sup.running()?.is_some();
+        let state = match (&rec, alive) {
+            (None, _) => "not_started",
+            (Some(_), false) => "exited",
+            (Some(_), true) => "running",
+        };
+        let row = json!({
+            "Service": k.name(),
+            "State": state,
+            "Health": "",
+            "Pid": rec.as_ref().map(|r| r.pid),
+            "Publishers": [{"URL": stack.placement(k).listen, "PublishedPort": stack.port(k), "Protocol": "tcp"}],
+            "StartedUtc": rec.as_ref().map(|r| r.started_utc.clone()),
+            "Log": sup.log_file().display().to_string(),
+            "Backend": "native",
+        });
+        out.push_str(&row.to_string());
+        out.push('\n');
+    }
+    for n in NOT_PROVIDED {
+        out.push_str(
+            &json!({"Service": n, "State": "not_provided", "Health": "", "Backend": "native"})
+                .to_string(),
+        );
+        out.push('\n');
+    }
+    stdout_write(&out)?;
+    ev.push(step(
+        "native_ps",
+        "ok",
+        t0,
+        format!("ps of {}", stack.run_dir.display()),
+        format!("{} rows", stack.kinds().len() + NOT_PROVIDED.len()),
+    ));
+    ev.result = "success".into();
+    Ok(Exit::Pass)
+}
+
+fn compose(cli: &Cli, compose_file: &Path, ev: &mut Evidence) -> Result<Exit> {
+    for (name, _) in planned(cli, Backend::Compose, compose_file) {
+        let t0 = Instant::now();
+        let base = compose_base(cli, compose_file);
+        let extra: &[&str] = match name.as_str() {
+            "compose_up" => &["up", "-d", "--wait"],
+            "compose_down" => &["down", "--remove-orphans"],
+            _ => &["ps", "-a", "--format", "json"],
+        };
+        let mut argv = base.clone();
+        argv.extend(extra.iter().map(OsString::from));
+        let command = quote_argv(&argv);
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
+        let opts = RunOptions {
+            timeout: Duration::from_secs_f64(cli.wait_timeout.unwrap_or(300.0).max(1.0)),
+            ..RunOptions::default()
+        };
+        let out = run_command(cmd, &opts);
+        let (ok, detail, stdout) = match &out {
+            Ok(o) if o.success() => (true, o.describe(), o.stdout_tail.clone()),
+            Ok(o) => (
+                false,
+                format!("{}: {}", o.describe(), o.stderr_tail.trim()),
+                String::new(),
+            ),
+            Err(e) => (false, e.to_string(), String::new()),
+        };
+        if name == "compose_ps" && ok {
+            for r in compose_rows(&stdout).unwrap_or_default() {
+                stdout_write(&format!(
+                    "{}\n",
+                    json!({"Service": r.service, "State": r.state, "Health": r.health, "Backend": "compose"})
+                ))?;
+            }
+        }
+        if name == "health_check" && ok {
+            let req: Vec<String> = cli
+                .required_services
+                .as_deref()
+                .unwrap_or(report::ORIGINAL_REQUIRED)
+                .split(',')
+                .map(String::from)
+                .collect();
+            let states = compose_rows(&stdout).unwrap_or_default();
+            let v = judge(&states, &req, false, false);
+            let ctx = ReportContext {
+                compose_file: compose_file.display().to_string(),
+                project_name: cli.project_name.clone(),
+                backend: "compose".into(),
+                source: "compose_ps".into(),
+                attempts: 1,
+                ..ReportContext::default()
+            };
+            let rep = report::render(&states, &req, &v, &ctx);
+            evidence_core::io::write_atomic(&cli.health_report, rep.to_pretty().as_bytes())?;
+            let st = if v.healthy { "ok" } else { "failed" };
+            ev.push(step(&name, st, t0, command, v.classification.clone()));
+            if !v.healthy {
+                ev.result = "failed".into();
+                return Ok(Exit::Breach);
+            }
+            continue;
+        }
+        if !ev.push(step(
+            &name,
+            if ok { "ok" } else { "failed" },
+            t0,
+            command,
+            detail.clone(),
+        )) {
+            ev.result = "failed".into();
+            ev.extra("PRODLIKE_FAILURE_REASON", &detail);
+            warn(&format!("{name} failed: {detail}"));
+            return Ok(Exit::BadInput);
+        }
+    }
+    ev.result = "success".into();
+    Ok(Exit::Pass)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn verify_cli() {
+        super::Cli::command().debug_assert();
+    }
+}
