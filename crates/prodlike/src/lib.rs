@@ -143,6 +143,9 @@ pub struct Cli {
     pub serve_webhook: Option<Vec<String>>,
 }
 
+/// The lock file in the run folder (one `prodlike` at a time per stack; kept by `--purge`).
+pub const LOCK_FILE: &str = "prodlike.lock";
+
 /// The compose file used when none is given.
 pub const DEFAULT_COMPOSE_FILE: &str = "infra/docker-compose.prodlike.yaml";
 
@@ -314,7 +317,7 @@ fn lock(cli: &Cli) -> Result<LockFile> {
     std::fs::create_dir_all(&cli.run_dir)
         .map_err(|e| EvidenceError::io("cannot create folder", &cli.run_dir, e))?;
     LockFile::acquire(
-        &cli.run_dir.join("prodlike.lock"),
+        &cli.run_dir.join(LOCK_FILE),
         &format!("prodlike on {}", cli.run_dir.display()),
     )
 }
@@ -793,7 +796,7 @@ fn native_down(cli: &Cli, stack: &Stack, ev: &mut Evidence) -> Result<Exit> {
     ));
     if cli.purge && clean {
         let t0 = Instant::now();
-        let r = launch::purge(stack);
+        let r = launch::purge(stack, &[LOCK_FILE]);
         ev.push(step(
             "purge",
             if r.is_ok() { "ok" } else { "failed" },

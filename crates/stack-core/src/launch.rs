@@ -100,6 +100,13 @@ fn check_traversable(dir: &Path) -> Result<()> {
 pub fn prepare(stack: &Stack) -> Result<String> {
     use ServiceKind::*;
     let run = &stack.run_dir;
+    let missing = crate::stack::missing_programs();
+    if !missing.is_empty() {
+        return Err(EvidenceError::failed(format!(
+            "not installed: {} (scripts/setup.sh installs them)",
+            missing.join(", ")
+        )));
+    }
     mkdir(run)?;
     chmod(run, 0o711)?;
     check_traversable(run)?;
@@ -470,13 +477,17 @@ pub fn down(stack: &Stack, grace: Duration) -> Result<Vec<StoppedService>> {
     Ok(out)
 }
 
-/// Remove the run folder's data (after [`down`]): everything but the folder itself.
-pub fn purge(stack: &Stack) -> Result<()> {
+/// Remove the run folder's data (after [`down`]): everything but the folder itself and the
+/// files named in `keep` (e.g. a lock file held by the caller).
+pub fn purge(stack: &Stack, keep: &[&str]) -> Result<()> {
     let run = &stack.run_dir;
     let Ok(rd) = fs::read_dir(run) else {
         return Ok(());
     };
     for e in rd.flatten() {
+        if keep.iter().any(|k| e.file_name() == *k) {
+            continue;
+        }
         let p: PathBuf = e.path();
         let r = if p.is_dir() {
             fs::remove_dir_all(&p)

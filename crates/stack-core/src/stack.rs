@@ -470,6 +470,28 @@ impl Stack {
     }
 }
 
+/// Programs the native stack needs that are not installed (scripts/setup.sh installs them).
+#[must_use]
+pub fn missing_programs() -> Vec<String> {
+    [
+        "/usr/bin/redis-server",
+        "/usr/bin/redis-sentinel",
+        "/usr/bin/prometheus",
+        "/usr/bin/prometheus-alertmanager",
+        "/usr/bin/prometheus-node-exporter",
+        "/usr/bin/prometheus-redis-exporter",
+        "/usr/bin/prometheus-postgres-exporter",
+        "/usr/lib/postgresql/15/bin/postgres",
+        "/usr/lib/postgresql/15/bin/initdb",
+        "/usr/lib/postgresql/15/bin/pg_basebackup",
+        "/usr/bin/setpriv",
+    ]
+    .into_iter()
+    .filter(|p| !Path::new(p).exists())
+    .map(String::from)
+    .collect()
+}
+
 /// The `-c name=value` flags a PostgreSQL server of the stack runs with.
 #[must_use]
 pub fn pg_flags(stack: &Stack, kind: ServiceKind) -> Vec<String> {
