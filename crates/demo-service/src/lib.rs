@@ -195,10 +195,10 @@ pub fn run(cli: Cli) -> Result<Exit> {
     listener
         .set_nonblocking(true)
         .map_err(|e| EvidenceError::failed(format!("cannot set non-blocking: {e}")))?;
+    // svc-ctl recognises its release by this line ending in ` pid=<pid>`: keep pid last.
     info(&format!(
-        "listening on {addr} version={} pid={}{}{}",
+        "listening on {addr} version={}{}{} pid={}",
         state.version,
-        std::process::id(),
         state
             .deps
             .redis
@@ -209,7 +209,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
             .postgres
             .as_ref()
             .map_or(String::new(), |(h, p)| format!(" postgres={h}:{p}")),
+        std::process::id(),
     ));
+
     loop {
         if signals::interrupted() {
             info("stopping");

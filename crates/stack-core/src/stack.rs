@@ -245,11 +245,13 @@ pub struct ServiceSpec {
 }
 
 impl Stack {
-    /// A stack in `run_dir` laid out by `config`.
+    /// A stack in `run_dir` laid out by `config`. A relative `run_dir` is made absolute (the
+    /// servers run in other working directories and are given paths inside it).
     #[must_use]
     pub fn new(run_dir: impl Into<PathBuf>, config: StackConfig) -> Self {
+        let run_dir: PathBuf = run_dir.into();
         Stack {
-            run_dir: run_dir.into(),
+            run_dir: std::path::absolute(&run_dir).unwrap_or(run_dir),
             config,
         }
     }
