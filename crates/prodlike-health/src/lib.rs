@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use evidence_core::cli::{EXIT_STATUS_HELP, info, stdout_write};
+use evidence_core::duration::DurationParser;
 use evidence_core::io::Output;
 use evidence_core::process::{RunOptions, run_command};
 use evidence_core::provenance::Provenance;
@@ -72,12 +73,12 @@ pub struct Cli {
     /// Run folder of the native stack.
     #[arg(long, value_name = "DIR", default_value = "runtime/prodlike")]
     pub run_dir: PathBuf,
-    /// Keep probing until healthy or this many seconds have passed (0: one round).
-    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
-    pub wait_timeout: f64,
-    /// Timeout of each connect/read of a probe, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 500)]
-    pub probe_timeout_ms: u64,
+    /// Keep probing until healthy or this long has passed (0: one round). `10`, `10s`, `500ms`.
+    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = DurationParser::secs())]
+    pub wait_timeout: Duration,
+    /// Timeout of each connect/read of a probe. `500`, `500ms`, `1s`.
+    #[arg(long, value_name = "DURATION", default_value = "500", value_parser = DurationParser::millis().min(Duration::from_millis(1)))]
+    pub probe_timeout_ms: Duration,
     /// Operator recorded in the provenance (default: $USER).
     #[arg(long)]
     pub operator: Option<String>,
@@ -121,11 +122,6 @@ fn split_list(s: &str) -> Vec<String> {
 
 /// Run the check.
 pub fn run(cli: Cli) -> Result<Exit> {
-    if !cli.wait_timeout.is_finite() || cli.wait_timeout < 0.0 {
-        return Err(EvidenceError::usage(
-            "--wait-timeout must be a non-negative number of seconds",
-        ));
-    }
     signals::install()?;
     let mut prov = Provenance::start(
         "prodlike-health",
@@ -134,7 +130,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         false,
     );
     let backend = backend_of(&cli);
-    let probe_timeout = Duration::from_millis(cli.probe_timeout_ms.max(1));
+    let probe_timeout = cli.probe_timeout_ms;
     let (report, verdict_ok, could_not_check) = match backend {
         Backend::Native => native(&cli, probe_timeout)?,
         Backend::Compose => compose(&cli)?,
@@ -208,7 +204,7 @@ fn native(cli: &Cli, probe_timeout: Duration) -> Result<(Report, bool, bool)> {
         &stack,
         password.as_deref(),
         &required,
-        Duration::from_secs_f64(cli.wait_timeout),
+        cli.wait_timeout,
         probe_timeout,
     );
     let ctx = ReportContext {

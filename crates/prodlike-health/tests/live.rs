@@ -62,6 +62,8 @@ impl Drop for Down {
                 "--run-dir",
             ])
             .arg(&self.run_dir)
+            .arg("--lock-file")
+            .arg(self.run_dir.with_file_name("prodlike.lock"))
             .output();
     }
 }
@@ -88,6 +90,8 @@ fn native_stack_health_kills_alert_and_down() {
         run_dir: run_dir.clone(),
     };
     let p = prodlike.to_str().unwrap();
+    let lock_path = run_dir.with_file_name("prodlike.lock");
+    let lock = lock_path.to_str().unwrap();
     let up = run(
         p,
         &[
@@ -104,6 +108,8 @@ fn native_stack_health_kills_alert_and_down() {
             health.to_str().unwrap(),
             "--wait-timeout",
             "90",
+            "--lock-file",
+            lock,
         ],
         None,
         None,
@@ -159,6 +165,10 @@ fn native_stack_health_kills_alert_and_down() {
             rd,
             "--output-file",
             "-",
+            "--lock-file",
+            lock,
+            "--health-report",
+            health.to_str().unwrap(),
         ],
         None,
         None,
@@ -274,6 +284,8 @@ fn native_stack_health_kills_alert_and_down() {
             rd,
             "--output-file",
             "-",
+            "--lock-file",
+            lock,
         ],
         None,
         None,
@@ -409,7 +421,7 @@ fn compose_command_failure_is_exit_2() {
 
 #[test]
 fn usage_errors_are_exit_2() {
-    run(BIN, &["--wait-timeout=-1"], None, None)
+    run(BIN, &["--wait-timeout=-1s"], None, None)
         .code(2)
         .stderr_has("--wait-timeout");
     run(BIN, &["--backend", "nope"], None, None).code(2);

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use evidence_core::cli::{EXIT_STATUS_HELP, info, stdout_write, warn};
 use evidence_core::dotenv::EnvWriter;
-use evidence_core::io::Output;
+use evidence_core::drill::{Drill, DrillArgs, DrillDefaults};
+use evidence_core::duration::DurationParser;
 use evidence_core::lock::LockFile;
 use evidence_core::process::{RunOptions, run_command, shell_quote};
 use evidence_core::provenance::{KeyCase, Provenance};
@@ -31,6 +32,15 @@ use serde_json::json;
 use stack_core::launch;
 use stack_core::report::{self, ReportContext, compose_rows, default_required, judge, native_wait};
 use stack_core::stack::{NOT_PROVIDED, ServiceKind, Stack, StackConfig, extension};
+use trading_calendar::guard::{GuardArgs, SessionGuard};
+
+/// The drill defaults: evidence `prodlike_bootstrap_result.env`, lock `runtime/locks/prodlike.lock`.
+pub const DEFAULTS: DrillDefaults = DrillDefaults {
+    tool: "prodlike",
+    id_prefix: "prodlike",
+    output_name: "prodlike_bootstrap_result.env",
+    lock_name: "prodlike.lock",
+};
 
 /// What to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -90,32 +100,23 @@ pub struct Cli {
     /// Compose env file (passed only when it exists; recorded anyway, as the original).
     #[arg(long, value_name = "PATH", default_value = "infra/env/prodlike.env")]
     pub env_file: PathBuf,
-    /// Where to write the evidence (`-` for stdout).
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "docs/results/prodlike_bootstrap_result.env"
-    )]
-    pub output_file: Output,
-    /// Where the health report JSON goes (up and health).
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "docs/results/prodlike_health_report.json"
-    )]
-    pub health_report: PathBuf,
+    /// Where the health report JSON goes (up and health) [default:
+    /// <results-dir>/prodlike_health_report.json].
+    #[arg(long, value_name = "PATH")]
+    pub health_report: Option<PathBuf>,
     /// Docker binary (compose backend).
     #[arg(long, value_name = "PATH")]
     pub docker_bin: Option<String>,
     /// Accepted for compatibility; the health check is built in.
     #[arg(long, value_name = "PATH")]
     pub health_check_script: Option<PathBuf>,
-    /// Only print what would run (the default).
-    #[arg(long, conflicts_with = "execute")]
-    pub dry_run: bool,
-    /// Run for real.
-    #[arg(long)]
-    pub execute: bool,
+    /// The shared drill flags: --execute, --dry-run, --operator, --drill-id, --results-dir,
+    /// --output-file, --lock-file.
+    #[command(flatten)]
+    pub drill: DrillArgs,
+    /// The session guard (applies only when --listen is not loopback).
+    #[command(flatten)]
+    pub guard: GuardArgs,
     /// Run folder of the native stack (pid files, logs, data, configs, password).
     #[arg(long, value_name = "DIR", default_value = "runtime/prodlike")]
     pub run_dir: PathBuf,
@@ -129,22 +130,17 @@ pub struct Cli {
     /// down: also remove the data, configs, logs and password.
     #[arg(long)]
     pub purge: bool,
-    /// up: seconds to wait for a healthy stack; health: seconds to keep probing (default 0).
-    #[arg(long, value_name = "SECS")]
-    pub wait_timeout: Option<f64>,
+    /// up: how long to wait for a healthy stack [default: 60s]; health: how long to keep
+    /// probing [default: 0, one round]. `90`, `90s`, `2m`.
+    #[arg(long, value_name = "DURATION", value_parser = DurationParser::secs())]
+    pub wait_timeout: Option<Duration>,
     /// Comma-separated services the health verdict requires (default: all of the backend's).
     #[arg(long, value_name = "LIST")]
     pub required_services: Option<String>,
-    /// Operator recorded in the provenance (default: $USER).
-    #[arg(long)]
-    pub operator: Option<String>,
     /// Internal: serve the Alertmanager webhook receiver on ADDR, appending to FILE.
     #[arg(long, hide = true, num_args = 2, value_names = ["ADDR", "FILE"])]
     pub serve_webhook: Option<Vec<String>>,
 }
-
-/// The lock file in the run folder (one `prodlike` at a time per stack; kept by `--purge`).
-pub const LOCK_FILE: &str = "prodlike.lock";
 
 /// The compose file used when none is given.
 pub const DEFAULT_COMPOSE_FILE: &str = "infra/docker-compose.prodlike.yaml";
@@ -188,7 +184,7 @@ impl Evidence {
         self.extras.push((k.to_string(), v.to_string()));
     }
 
-    fn render(&self, cli: &Cli, prov: &Provenance) -> String {
+    fn render(&self, cli: &Cli, health_report: &Path, drill: &Drill, prov: &Provenance) -> String {
         let mut w = EnvWriter::new();
         w.push("PRODLIKE_ACTION", self.action.as_str())
             .push("PRODLIKE_DRY_RUN", if self.dry_run { "1" } else { "0" })
@@ -198,7 +194,7 @@ impl Evidence {
             .push("PRODLIKE_COMPOSE_FILE", &self.compose_file)
             .push("PRODLIKE_PROJECT_NAME", &cli.project_name)
             .push("PRODLIKE_ENV_FILE", cli.env_file.display())
-            .push("PRODLIKE_HEALTH_REPORT", cli.health_report.display());
+            .push("PRODLIKE_HEALTH_REPORT", health_report.display());
         for (i, s) in self.steps.iter().enumerate() {
             let n = i + 1;
             w.push(format!("STEP_{n}_NAME"), &s.name)
@@ -217,6 +213,7 @@ impl Evidence {
         for (i, s) in self.steps.iter().enumerate() {
             w.push(format!("STEP_{}_DETAIL", i + 1), &s.detail);
         }
+        w.push("PRODLIKE_DRILL_ID", drill.id.as_str());
         w.extend(self.extras.iter().cloned());
         w.extend(prov.env_pairs(KeyCase::Upper));
         w.render()
@@ -249,13 +246,14 @@ pub fn run(cli: Cli) -> Result<Exit> {
         stack_core::webhook::serve(addr, &file)?;
         return Ok(Exit::Pass);
     }
-    if let Some(w) = cli.wait_timeout
-        && (!w.is_finite() || w < 0.0)
-    {
-        return Err(EvidenceError::usage(
-            "--wait-timeout must be a non-negative number of seconds",
-        ));
-    }
+    let drill = cli.drill.resolve(&DEFAULTS)?;
+    let health_report = match &cli.health_report {
+        Some(p) => {
+            evidence_core::drill::check_output_path("--health-report", p)?;
+            p.clone()
+        }
+        None => drill.result_path("prodlike_health_report.json")?,
+    };
     if cli.listen.parse::<std::net::IpAddr>().is_err() {
         return Err(EvidenceError::usage(format!(
             "--listen must be an IP address, found {:?}",
@@ -273,12 +271,14 @@ pub fn run(cli: Cli) -> Result<Exit> {
             compose_file.display()
         )));
     }
-    let dry_run = !cli.execute;
+    let dry_run = drill.dry_run();
+    let guard = SessionGuard::try_from(&cli.guard)?;
+    let outcome = guard.check(guard.now(), &[cli.listen.as_str()])?;
     signals::install()?;
     let mut prov = Provenance::start(
         "prodlike",
         env!("CARGO_PKG_VERSION"),
-        cli.operator.as_deref(),
+        Some(&drill.operator),
         dry_run,
     );
     if backend == Backend::Compose {
@@ -292,20 +292,35 @@ pub fn run(cli: Cli) -> Result<Exit> {
         failed_step: String::new(),
         result: String::new(),
         compose_file: compose_file.display().to_string(),
-        extras: Vec::new(),
+        extras: vec![(
+            "PRODLIKE_SESSION_GUARD".to_string(),
+            outcome.status.as_str().to_string(),
+        )],
+    };
+    let ctx = Ctx {
+        cli: &cli,
+        drill: &drill,
+        health_report: &health_report,
     };
     let exit = match (backend, dry_run) {
-        (_, true) => simulate(&cli, backend, &compose_file, &mut ev)?,
+        (_, true) => simulate(&ctx, backend, &compose_file, &mut ev)?,
         (Backend::Native, false) => {
-            let _lock = lock(&cli)?;
-            native(&cli, &mut ev)?
+            let _lock = match cli.action {
+                Action::Up | Action::Down => Some(LockFile::acquire(
+                    &drill.lock_file,
+                    &format!("prodlike {}", cli.action.as_str()),
+                )?),
+                Action::Ps | Action::Health => None,
+            };
+            native(&ctx, &mut ev)?
         }
-        (Backend::Compose, false) => compose(&cli, &compose_file, &mut ev)?,
+        (Backend::Compose, false) => compose(&ctx, &compose_file, &mut ev)?,
     };
     prov.finish();
-    cli.output_file
-        .write_all(ev.render(&cli, &prov).as_bytes())?;
-    match cli.output_file.path() {
+    drill
+        .output
+        .write_all(ev.render(&cli, &health_report, &drill, &prov).as_bytes())?;
+    match drill.output.path() {
         Some(p) if cli.action != Action::Ps => stdout_write(&format!("{}\n", p.display()))?,
         Some(p) => info(&format!("evidence: {}", p.display())),
         None => {}
@@ -313,13 +328,11 @@ pub fn run(cli: Cli) -> Result<Exit> {
     Ok(exit)
 }
 
-fn lock(cli: &Cli) -> Result<LockFile> {
-    std::fs::create_dir_all(&cli.run_dir)
-        .map_err(|e| EvidenceError::io("cannot create folder", &cli.run_dir, e))?;
-    LockFile::acquire(
-        &cli.run_dir.join(LOCK_FILE),
-        &format!("prodlike on {}", cli.run_dir.display()),
-    )
+/// What every step of a run needs.
+struct Ctx<'a> {
+    cli: &'a Cli,
+    drill: &'a Drill,
+    health_report: &'a Path,
 }
 
 fn step(name: &str, status: &'static str, t0: Instant, command: String, detail: String) -> Step {
@@ -431,8 +444,14 @@ fn health_text(stack: &Stack) -> String {
     )
 }
 
-fn simulate(cli: &Cli, backend: Backend, compose_file: &Path, ev: &mut Evidence) -> Result<Exit> {
-    let to_stdout = cli.output_file.path().is_some() && cli.action != Action::Ps;
+fn simulate(
+    ctx: &Ctx<'_>,
+    backend: Backend,
+    compose_file: &Path,
+    ev: &mut Evidence,
+) -> Result<Exit> {
+    let cli = ctx.cli;
+    let to_stdout = ctx.drill.output.path().is_some() && cli.action != Action::Ps;
     for (name, command) in planned(cli, backend, compose_file) {
         let line = format!("[dry-run] {command}\n");
         if to_stdout {
@@ -495,7 +514,8 @@ fn required(cli: &Cli, stack: &Stack) -> Vec<String> {
     )
 }
 
-fn native(cli: &Cli, ev: &mut Evidence) -> Result<Exit> {
+fn native(ctx: &Ctx<'_>, ev: &mut Evidence) -> Result<Exit> {
+    let cli = ctx.cli;
     let stack = native_stack(cli)?;
     ev.extra("PRODLIKE_RUN_DIR", cli.run_dir.display());
     ev.extra("PRODLIKE_LISTEN", &stack.config.default.listen);
@@ -503,19 +523,20 @@ fn native(cli: &Cli, ev: &mut Evidence) -> Result<Exit> {
     ev.extra("PRODLIKE_NOT_PROVIDED", NOT_PROVIDED.join(","));
     ev.extra("PRODLIKE_EXTENSION", extension());
     match cli.action {
-        Action::Up => native_up(cli, &stack, ev),
-        Action::Down => native_down(cli, &stack, ev),
+        Action::Up => native_up(ctx, &stack, ev),
+        Action::Down => native_down(ctx, &stack, ev),
         Action::Ps => native_ps(&stack, ev),
         Action::Health => {
-            let wait = Duration::from_secs_f64(cli.wait_timeout.unwrap_or(0.0));
-            native_health(cli, &stack, ev, wait, Instant::now())
+            let wait = cli.wait_timeout.unwrap_or(Duration::ZERO);
+            native_health(ctx, &stack, ev, wait, Instant::now())
         }
     }
 }
 
-fn native_up(cli: &Cli, stack: &Stack, ev: &mut Evidence) -> Result<Exit> {
+fn native_up(ctx: &Ctx<'_>, stack: &Stack, ev: &mut Evidence) -> Result<Exit> {
+    let cli = ctx.cli;
     let t_up = Instant::now();
-    let deadline = t_up + Duration::from_secs_f64(cli.wait_timeout.unwrap_or(60.0));
+    let deadline = t_up + cli.wait_timeout.unwrap_or(Duration::from_secs(60));
     let kinds = stack.kinds();
     let running: Vec<bool> = kinds
         .iter()
@@ -530,7 +551,7 @@ fn native_up(cli: &Cli, stack: &Stack, ev: &mut Evidence) -> Result<Exit> {
             kinds.len()
         ));
         let exit = native_health(
-            cli,
+            ctx,
             stack,
             ev,
             deadline.saturating_duration_since(Instant::now()),
@@ -601,7 +622,7 @@ fn native_up(cli: &Cli, stack: &Stack, ev: &mut Evidence) -> Result<Exit> {
         format!("{:.3}", t_up.elapsed().as_secs_f64()),
     );
     native_health(
-        cli,
+        ctx,
         stack,
         ev,
         deadline.saturating_duration_since(Instant::now()),
@@ -610,18 +631,19 @@ fn native_up(cli: &Cli, stack: &Stack, ev: &mut Evidence) -> Result<Exit> {
 }
 
 fn native_health(
-    cli: &Cli,
+    ctx: &Ctx<'_>,
     stack: &Stack,
     ev: &mut Evidence,
     wait: Duration,
     t_up: Instant,
 ) -> Result<Exit> {
+    let cli = ctx.cli;
     let t0 = Instant::now();
     let req = required(cli, stack);
     let pw = stack.password().ok();
     let (states, verdict, attempts, waited, wall) =
         native_wait(stack, pw.as_deref(), &req, wait, Duration::from_millis(500));
-    let ctx = ReportContext {
+    let rctx = ReportContext {
         backend: "native".into(),
         source: "probes".into(),
         run_dir: stack.run_dir.display().to_string(),
@@ -630,11 +652,11 @@ fn native_health(
         check_wall_ms: wall.as_secs_f64() * 1e3,
         ..ReportContext::default()
     };
-    let mut rep = report::render(&states, &req, &verdict, &ctx);
+    let mut rep = report::render(&states, &req, &verdict, &rctx);
     let mut prov = Provenance::start(
         "prodlike",
         env!("CARGO_PKG_VERSION"),
-        cli.operator.as_deref(),
+        Some(&ctx.drill.operator),
         false,
     );
     prov.finish();
@@ -642,7 +664,7 @@ fn native_health(
         "provenance",
         serde_json::to_value(&prov).unwrap_or_default(),
     );
-    evidence_core::io::write_atomic(&cli.health_report, rep.to_pretty().as_bytes())?;
+    evidence_core::io::write_atomic(ctx.health_report, rep.to_pretty().as_bytes())?;
     let mut detail = format!(
         "{} after {} round(s){}",
         verdict.classification,
@@ -706,7 +728,8 @@ fn describe_bad(rep: &report::Report) -> String {
     parts.join("; ")
 }
 
-fn native_down(cli: &Cli, stack: &Stack, ev: &mut Evidence) -> Result<Exit> {
+fn native_down(ctx: &Ctx<'_>, stack: &Stack, ev: &mut Evidence) -> Result<Exit> {
+    let cli = ctx.cli;
     let grace = Duration::from_secs(10);
     let mut kinds = ServiceKind::all();
     kinds.reverse();
@@ -796,7 +819,7 @@ fn native_down(cli: &Cli, stack: &Stack, ev: &mut Evidence) -> Result<Exit> {
     ));
     if cli.purge && clean {
         let t0 = Instant::now();
-        let r = launch::purge(stack, &[LOCK_FILE]);
+        let r = launch::purge(stack, &[]);
         ev.push(step(
             "purge",
             if r.is_ok() { "ok" } else { "failed" },
@@ -861,7 +884,8 @@ fn native_ps(stack: &Stack, ev: &mut Evidence) -> Result<Exit> {
     Ok(Exit::Pass)
 }
 
-fn compose(cli: &Cli, compose_file: &Path, ev: &mut Evidence) -> Result<Exit> {
+fn compose(ctx: &Ctx<'_>, compose_file: &Path, ev: &mut Evidence) -> Result<Exit> {
+    let cli = ctx.cli;
     for (name, _) in planned(cli, Backend::Compose, compose_file) {
         let t0 = Instant::now();
         let base = compose_base(cli, compose_file);
@@ -876,7 +900,10 @@ fn compose(cli: &Cli, compose_file: &Path, ev: &mut Evidence) -> Result<Exit> {
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..]);
         let opts = RunOptions {
-            timeout: Duration::from_secs_f64(cli.wait_timeout.unwrap_or(300.0).max(1.0)),
+            timeout: cli
+                .wait_timeout
+                .unwrap_or(Duration::from_secs(300))
+                .max(Duration::from_secs(1)),
             ..RunOptions::default()
         };
         let out = run_command(cmd, &opts);
@@ -907,7 +934,7 @@ fn compose(cli: &Cli, compose_file: &Path, ev: &mut Evidence) -> Result<Exit> {
                 .collect();
             let states = compose_rows(&stdout).unwrap_or_default();
             let v = judge(&states, &req, false, false);
-            let ctx = ReportContext {
+            let rctx = ReportContext {
                 compose_file: compose_file.display().to_string(),
                 project_name: cli.project_name.clone(),
                 backend: "compose".into(),
@@ -915,8 +942,8 @@ fn compose(cli: &Cli, compose_file: &Path, ev: &mut Evidence) -> Result<Exit> {
                 attempts: 1,
                 ..ReportContext::default()
             };
-            let rep = report::render(&states, &req, &v, &ctx);
-            evidence_core::io::write_atomic(&cli.health_report, rep.to_pretty().as_bytes())?;
+            let rep = report::render(&states, &req, &v, &rctx);
+            evidence_core::io::write_atomic(ctx.health_report, rep.to_pretty().as_bytes())?;
             let st = if v.healthy { "ok" } else { "failed" };
             ev.push(step(&name, st, t0, command, v.classification.clone()));
             if !v.healthy {
