@@ -60,6 +60,32 @@ impl Probe {
     }
 }
 
+/// The passwords the probes use: one per stack natively, Redis and PostgreSQL apart with compose.
+#[derive(Clone)]
+pub struct Creds {
+    /// Redis and Sentinel `AUTH` password.
+    pub redis: String,
+    /// PostgreSQL password of `quant_hft`.
+    pub pg: String,
+}
+
+impl std::fmt::Debug for Creds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Creds(<hidden>)")
+    }
+}
+
+impl Creds {
+    /// The same password for both (the native stack).
+    #[must_use]
+    pub fn same(pw: &str) -> Self {
+        Creds {
+            redis: pw.to_string(),
+            pg: pw.to_string(),
+        }
+    }
+}
+
 /// A PostgreSQL config for `kind` of `stack` as `quant_hft` on database `db`.
 #[must_use]
 pub fn pg_config(
@@ -74,9 +100,9 @@ pub fn pg_config(
         .timeout(timeout)
 }
 
-fn redis(stack: &Stack, kind: ServiceKind, pw: &str, t: Duration) -> Result<RedisClient, String> {
+fn redis(stack: &Stack, kind: ServiceKind, pw: &Creds, t: Duration) -> Result<RedisClient, String> {
     let mut c = RedisClient::connect(&stack.addr(kind), t).map_err(|e| e.to_string())?;
-    c.auth(Some(pw)).map_err(|e| e.to_string())?;
+    c.auth(Some(&pw.redis)).map_err(|e| e.to_string())?;
     Ok(c)
 }
 
@@ -91,9 +117,15 @@ fn timed(f: impl FnOnce() -> Probe) -> Probe {
 /// `PING`, PostgreSQL `SELECT 1`, HTTP `/-/ready` or `/metrics` answering 200.
 #[must_use]
 pub fn ready(stack: &Stack, kind: ServiceKind, pw: &str, t: Duration) -> Probe {
+    ready_with(stack, kind, &Creds::same(pw), t)
+}
+
+/// [`ready`] with separate passwords.
+#[must_use]
+pub fn ready_with(stack: &Stack, kind: ServiceKind, pw: &Creds, t: Duration) -> Probe {
     use ServiceKind::*;
     match kind {
-        RedisReplica | TimescaleReplica => health_one(stack, kind, pw, t, None),
+        RedisReplica | TimescaleReplica => health_one_with(stack, kind, pw, t, None),
         RedisPrimary | Sentinel(_) => timed(|| {
             let p = Probe::new(kind, format!("redis PING at {}", stack.addr(kind)));
             match redis(stack, kind, pw, t).and_then(|mut c| c.ping().map_err(|e| e.to_string())) {
@@ -103,7 +135,7 @@ pub fn ready(stack: &Stack, kind: ServiceKind, pw: &str, t: Duration) -> Probe {
         }),
         TimescalePrimary => timed(|| {
             let p = Probe::new(kind, format!("postgres SELECT 1 at {}", stack.addr(kind)));
-            match PgClient::connect(&pg_config(stack, kind, pw, t, "postgres"))
+            match PgClient::connect(&pg_config(stack, kind, &pw.pg, t, "postgres"))
                 .and_then(|mut c| c.query_value("SELECT 1"))
             {
                 Ok(v) => p.pass(format!("SELECT 1 -> {}", v.unwrap_or_default())),
@@ -134,6 +166,12 @@ fn http_probe(stack: &Stack, kind: ServiceKind, path: &str, t: Duration) -> Prob
 /// `master` (the primary's address when neither answers).
 #[must_use]
 pub fn redis_actual_primary(stack: &Stack, pw: &str, t: Duration) -> Option<String> {
+    redis_actual_primary_with(stack, &Creds::same(pw), t)
+}
+
+/// [`redis_actual_primary`] with separate passwords.
+#[must_use]
+pub fn redis_actual_primary_with(stack: &Stack, pw: &Creds, t: Duration) -> Option<String> {
     for k in [ServiceKind::RedisPrimary, ServiceKind::RedisReplica] {
         if let Ok(mut c) = redis(stack, k, pw, t)
             && let Ok((role, _)) = c.role()
@@ -155,17 +193,29 @@ pub fn health_one(
     t: Duration,
     primary: Option<&str>,
 ) -> Probe {
+    health_one_with(stack, kind, &Creds::same(pw), t, primary)
+}
+
+/// [`health_one`] with separate passwords.
+#[must_use]
+pub fn health_one_with(
+    stack: &Stack,
+    kind: ServiceKind,
+    pw: &Creds,
+    t: Duration,
+    primary: Option<&str>,
+) -> Probe {
     use ServiceKind::*;
     timed(|| match kind {
         RedisPrimary | RedisReplica => redis_data(stack, kind, pw, t),
         Sentinel(_) => sentinel(stack, kind, pw, t, primary),
         TimescalePrimary | TimescaleReplica => postgres(stack, kind, pw, t),
         Prometheus => prometheus(stack, t),
-        _ => ready(stack, kind, pw, t),
+        _ => ready_with(stack, kind, pw, t),
     })
 }
 
-fn redis_data(stack: &Stack, kind: ServiceKind, pw: &str, t: Duration) -> Probe {
+fn redis_data(stack: &Stack, kind: ServiceKind, pw: &Creds, t: Duration) -> Probe {
     let want = if kind == ServiceKind::RedisPrimary {
         "master"
     } else {
@@ -235,7 +285,7 @@ fn redis_data(stack: &Stack, kind: ServiceKind, pw: &str, t: Duration) -> Probe 
 fn sentinel(
     stack: &Stack,
     kind: ServiceKind,
-    pw: &str,
+    pw: &Creds,
     t: Duration,
     primary: Option<&str>,
 ) -> Probe {
@@ -274,7 +324,7 @@ fn sentinel(
     }
 }
 
-fn postgres(stack: &Stack, kind: ServiceKind, pw: &str, t: Duration) -> Probe {
+fn postgres(stack: &Stack, kind: ServiceKind, pw: &Creds, t: Duration) -> Probe {
     let standby = kind == ServiceKind::TimescaleReplica;
     let mut p = Probe::new(
         kind,
@@ -288,7 +338,7 @@ fn postgres(stack: &Stack, kind: ServiceKind, pw: &str, t: Duration) -> Probe {
             stack.addr(kind)
         ),
     );
-    let mut c = match PgClient::connect(&pg_config(stack, kind, pw, t, PG_DB)) {
+    let mut c = match PgClient::connect(&pg_config(stack, kind, &pw.pg, t, PG_DB)) {
         Ok(c) => c,
         Err(e) => return p.fail(e.to_string()),
     };
@@ -312,7 +362,7 @@ fn postgres(stack: &Stack, kind: ServiceKind, pw: &str, t: Duration) -> Probe {
     let rows = PgClient::connect(&pg_config(
         stack,
         ServiceKind::TimescalePrimary,
-        pw,
+        &pw.pg,
         t,
         PG_DB,
     ))
@@ -427,14 +477,23 @@ fn prometheus(stack: &Stack, t: Duration) -> Probe {
 pub fn health(stack: &Stack, pw: &str, t: Duration) -> Vec<Probe> {
     let primary =
         redis_actual_primary(stack, pw, t).unwrap_or_else(|| stack.addr(ServiceKind::RedisPrimary));
-    let kinds = stack.kinds();
+    health_with(stack, &stack.kinds(), &Creds::same(pw), t, Some(&primary))
+}
+
+/// Probe `kinds` of `stack` at once (one thread each), in that order. `primary`: the address every
+/// sentinel must name (`None`: not compared, e.g. sentinels that see container addresses).
+#[must_use]
+pub fn health_with(
+    stack: &Stack,
+    kinds: &[ServiceKind],
+    pw: &Creds,
+    t: Duration,
+    primary: Option<&str>,
+) -> Vec<Probe> {
     std::thread::scope(|s| {
         let hs: Vec<_> = kinds
             .iter()
-            .map(|k| {
-                let primary = primary.as_str();
-                s.spawn(move || health_one(stack, *k, pw, t, Some(primary)))
-            })
+            .map(|k| s.spawn(move || health_one_with(stack, *k, pw, t, primary)))
             .collect();
         hs.into_iter()
             .zip(kinds.iter())

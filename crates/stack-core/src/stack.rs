@@ -197,6 +197,10 @@ pub struct StackConfig {
     /// Per-service placement by service name.
     #[serde(default)]
     pub placements: BTreeMap<String, Placement>,
+    /// Per-service port overrides by service name (e.g. ports a compose engine published);
+    /// others are `base_port + offset`.
+    #[serde(default)]
+    pub ports: BTreeMap<String, u16>,
     /// Program and leading arguments of the webhook receiver; the launcher appends
     /// `<listen:port> <alerts.jsonl>`. Empty: the webhook service is not part of the stack.
     #[serde(default)]
@@ -209,6 +213,7 @@ impl Default for StackConfig {
             base_port: DEFAULT_BASE_PORT,
             default: Placement::default(),
             placements: BTreeMap::new(),
+            ports: BTreeMap::new(),
             webhook_cmd: Vec::new(),
         }
     }
@@ -305,7 +310,11 @@ impl Stack {
     /// Port of `kind`.
     #[must_use]
     pub fn port(&self, kind: ServiceKind) -> u16 {
-        self.config.base_port.saturating_add(kind.port_offset())
+        self.config
+            .ports
+            .get(&kind.name())
+            .copied()
+            .unwrap_or_else(|| self.config.base_port.saturating_add(kind.port_offset()))
     }
 
     /// `listen:port` of `kind`.
