@@ -14,23 +14,23 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
+use compose_core::{Engine, EngineOptions, Project};
 use evidence_core::cli::{EXIT_STATUS_HELP, info, stdout_write, warn};
 use evidence_core::dotenv::EnvWriter;
 use evidence_core::drill::{Drill, DrillArgs, DrillDefaults};
 use evidence_core::duration::DurationParser;
 use evidence_core::lock::LockFile;
-use evidence_core::process::{RunOptions, run_command, shell_quote};
+use evidence_core::process::shell_quote;
 use evidence_core::provenance::{KeyCase, Provenance};
 use evidence_core::supervisor::{Stopped, is_same_process_alive};
 use evidence_core::time::format_seconds;
 use evidence_core::{EvidenceError, Exit, Result, signals};
 use serde_json::json;
 use stack_core::launch;
-use stack_core::report::{self, ReportContext, compose_rows, default_required, judge, native_wait};
+use stack_core::report::{self, ReportContext, default_required, native_wait};
 use stack_core::stack::{NOT_PROVIDED, ServiceKind, Stack, StackConfig, extension};
 use trading_calendar::guard::{GuardArgs, SessionGuard};
 
@@ -345,23 +345,17 @@ fn step(name: &str, status: &'static str, t0: Instant, command: String, detail: 
     }
 }
 
-fn compose_base(cli: &Cli, compose_file: &Path) -> Vec<OsString> {
-    let mut v: Vec<OsString> = vec![
-        cli.docker_bin
-            .clone()
-            .unwrap_or_else(|| "docker".into())
-            .into(),
-        "compose".into(),
-        "-f".into(),
-        compose_file.into(),
-        "--project-name".into(),
-        cli.project_name.clone().into(),
-    ];
-    if cli.env_file.exists() {
-        v.push("--env-file".into());
-        v.push(cli.env_file.clone().into());
-    }
-    v
+fn compose_project(cli: &Cli, compose_file: &Path) -> Result<Project> {
+    let engine = Engine::external(&EngineOptions {
+        docker_bin: cli.docker_bin.as_ref().map(PathBuf::from),
+        ..EngineOptions::default()
+    });
+    Project::new(
+        &engine,
+        compose_file,
+        &cli.project_name,
+        Some(cli.env_file.clone()),
+    )
 }
 
 fn quote_argv(v: &[OsString]) -> String {
@@ -371,29 +365,24 @@ fn quote_argv(v: &[OsString]) -> String {
         .join(" ")
 }
 
-fn planned(cli: &Cli, backend: Backend, compose_file: &Path) -> Vec<(String, String)> {
-    match backend {
+fn planned(cli: &Cli, backend: Backend, compose_file: &Path) -> Result<Vec<(String, String)>> {
+    Ok(match backend {
         Backend::Compose => {
-            let base = compose_base(cli, compose_file);
-            let with = |extra: &[&str]| {
-                let mut v = base.clone();
-                v.extend(extra.iter().map(OsString::from));
-                quote_argv(&v)
-            };
+            let project = compose_project(cli, compose_file)?;
+            let ps = project.command_line(&["ps", "-a"]);
             match cli.action {
                 Action::Up => vec![
-                    ("compose_up".into(), with(&["up", "-d", "--wait"])),
-                    (
-                        "health_check".into(),
-                        with(&["ps", "-a", "--format", "json"]),
-                    ),
+                    ("compose_up".into(), project.command_line(&["up", "-d"])),
+                    ("health_check".into(), format!("{ps}; probe every service")),
                 ],
-                Action::Down => vec![("compose_down".into(), with(&["down", "--remove-orphans"]))],
-                Action::Ps => vec![("compose_ps".into(), with(&["ps", "-a", "--format", "json"]))],
-                Action::Health => vec![(
-                    "health_check".into(),
-                    with(&["ps", "-a", "--format", "json"]),
+                Action::Down => vec![(
+                    "compose_down".into(),
+                    project.command_line(&["down", "--remove-orphans"]),
                 )],
+                Action::Ps => vec![("compose_ps".into(), ps)],
+                Action::Health => {
+                    vec![("health_check".into(), format!("{ps}; probe every service"))]
+                }
             }
         }
         Backend::Native => {
@@ -432,7 +421,7 @@ fn planned(cli: &Cli, backend: Backend, compose_file: &Path) -> Vec<(String, Str
                 Action::Health => vec![("health_check".into(), health_text(&stack))],
             }
         }
-    }
+    })
 }
 
 fn health_text(stack: &Stack) -> String {
@@ -452,7 +441,7 @@ fn simulate(
 ) -> Result<Exit> {
     let cli = ctx.cli;
     let to_stdout = ctx.drill.output.path().is_some() && cli.action != Action::Ps;
-    for (name, command) in planned(cli, backend, compose_file) {
+    for (name, command) in planned(cli, backend, compose_file)? {
         let line = format!("[dry-run] {command}\n");
         if to_stdout {
             stdout_write(&line)?;
@@ -884,89 +873,161 @@ fn native_ps(stack: &Stack, ev: &mut Evidence) -> Result<Exit> {
     Ok(Exit::Pass)
 }
 
+fn compose_step(ev: &mut Evidence, st: &compose_core::Step) -> bool {
+    ev.push(Step {
+        name: st.name.clone(),
+        status: st.status(),
+        duration_ms: st.duration_ms(),
+        command: st.command_line(),
+        detail: if st.ok {
+            st.detail.clone()
+        } else {
+            st.failure_message()
+        },
+    })
+}
+
 fn compose(ctx: &Ctx<'_>, compose_file: &Path, ev: &mut Evidence) -> Result<Exit> {
     let cli = ctx.cli;
-    for (name, _) in planned(cli, Backend::Compose, compose_file) {
-        let t0 = Instant::now();
-        let base = compose_base(cli, compose_file);
-        let extra: &[&str] = match name.as_str() {
-            "compose_up" => &["up", "-d", "--wait"],
-            "compose_down" => &["down", "--remove-orphans"],
-            _ => &["ps", "-a", "--format", "json"],
-        };
-        let mut argv = base.clone();
-        argv.extend(extra.iter().map(OsString::from));
-        let command = quote_argv(&argv);
-        let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..]);
-        let opts = RunOptions {
-            timeout: cli
-                .wait_timeout
-                .unwrap_or(Duration::from_secs(300))
-                .max(Duration::from_secs(1)),
-            ..RunOptions::default()
-        };
-        let out = run_command(cmd, &opts);
-        let (ok, detail, stdout) = match &out {
-            Ok(o) if o.success() => (true, o.describe(), o.stdout_tail.clone()),
-            Ok(o) => (
-                false,
-                format!("{}: {}", o.describe(), o.stderr_tail.trim()),
-                String::new(),
-            ),
-            Err(e) => (false, e.to_string(), String::new()),
-        };
-        if name == "compose_ps" && ok {
-            for r in compose_rows(&stdout).unwrap_or_default() {
-                stdout_write(&format!(
-                    "{}\n",
-                    json!({"Service": r.service, "State": r.state, "Health": r.health, "Backend": "compose"})
-                ))?;
+    let t_up = Instant::now();
+    let project = compose_project(cli, compose_file)?;
+    let wait = cli.wait_timeout.unwrap_or(match cli.action {
+        Action::Up => Duration::from_secs(300),
+        _ => Duration::ZERO,
+    });
+    match cli.action {
+        Action::Up => {
+            // compose_up first (the original's first step: a broken engine fails there), then
+            // the service list, then every container healthy.
+            let deadline = t_up + wait;
+            let up = project.start(wait)?;
+            let mut steps = vec![up];
+            if steps[0].ok {
+                let (cfg, services) = project.services()?;
+                let cfg_ok = cfg.ok;
+                steps.push(cfg);
+                if cfg_ok {
+                    steps.push(project.wait_healthy(&services, deadline)?.0);
+                }
             }
-        }
-        if name == "health_check" && ok {
-            let req: Vec<String> = cli
-                .required_services
-                .as_deref()
-                .unwrap_or(report::ORIGINAL_REQUIRED)
-                .split(',')
-                .map(String::from)
-                .collect();
-            let states = compose_rows(&stdout).unwrap_or_default();
-            let v = judge(&states, &req, false, false);
-            let rctx = ReportContext {
-                compose_file: compose_file.display().to_string(),
-                project_name: cli.project_name.clone(),
-                backend: "compose".into(),
-                source: "compose_ps".into(),
-                attempts: 1,
-                ..ReportContext::default()
-            };
-            let rep = report::render(&states, &req, &v, &rctx);
-            evidence_core::io::write_atomic(ctx.health_report, rep.to_pretty().as_bytes())?;
-            let st = if v.healthy { "ok" } else { "failed" };
-            ev.push(step(&name, st, t0, command, v.classification.clone()));
-            if !v.healthy {
-                ev.result = "failed".into();
-                return Ok(Exit::Breach);
+            for st in &steps {
+                if !compose_step(ev, st) {
+                    ev.result = "failed".into();
+                    let msg = st.failure_message();
+                    ev.extra("PRODLIKE_FAILURE_REASON", &msg);
+                    warn(&format!("{} failed: {msg}", st.name));
+                    // Containers up but not healthy in time: 1; a command that could not run: 2.
+                    return Ok(if st.name == "wait_healthy" {
+                        Exit::Breach
+                    } else {
+                        Exit::BadInput
+                    });
+                }
             }
-            continue;
+            ev.extra(
+                "PRODLIKE_READY_SECONDS",
+                format!("{:.3}", t_up.elapsed().as_secs_f64()),
+            );
+            compose_health(ctx, &project, ev, wait.saturating_sub(t_up.elapsed()), t_up)
         }
-        if !ev.push(step(
-            &name,
-            if ok { "ok" } else { "failed" },
-            t0,
-            command,
-            detail.clone(),
-        )) {
-            ev.result = "failed".into();
-            ev.extra("PRODLIKE_FAILURE_REASON", &detail);
-            warn(&format!("{name} failed: {detail}"));
-            return Ok(Exit::BadInput);
+        Action::Down => {
+            let st = project.down(cli.purge, Duration::from_secs(300))?;
+            let ok = compose_step(ev, &st);
+            ev.result = if ok { "success" } else { "failed" }.into();
+            Ok(if ok { Exit::Pass } else { Exit::BadInput })
         }
+        Action::Ps => {
+            let (st, rows) = project.ps()?;
+            let ok = compose_step(ev, &st);
+            let mut out = String::new();
+            for r in &rows {
+                let mut v = r.to_json();
+                v["Backend"] = json!("compose");
+                out.push_str(&v.to_string());
+                out.push('\n');
+            }
+            stdout_write(&out)?;
+            ev.result = if ok { "success" } else { "failed" }.into();
+            Ok(if ok { Exit::Pass } else { Exit::BadInput })
+        }
+        Action::Health => compose_health(ctx, &project, ev, wait, t_up),
     }
-    ev.result = "success".into();
-    Ok(Exit::Pass)
+}
+
+fn compose_health(
+    ctx: &Ctx<'_>,
+    project: &Project,
+    ev: &mut Evidence,
+    wait: Duration,
+    t_up: Instant,
+) -> Result<Exit> {
+    let cli = ctx.cli;
+    let t0 = Instant::now();
+    let creds = stack_core::compose::creds_from_env_file(Some(&cli.env_file))?;
+    let required = cli.required_services.as_deref().map(|s| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(String::from)
+            .collect()
+    });
+    let h =
+        stack_core::compose::health(project, required, &creds, wait, Duration::from_millis(500))?;
+    let rctx = ReportContext {
+        compose_file: project.file().display().to_string(),
+        project_name: project.name().to_string(),
+        command_error: h.command_error.clone().unwrap_or_default(),
+        backend: "compose".into(),
+        source: "compose_ps+probes".into(),
+        attempts: h.attempts,
+        waited_seconds: h.waited.as_secs_f64(),
+        check_wall_ms: h.wall.as_secs_f64() * 1e3,
+        ..ReportContext::default()
+    };
+    let mut rep = report::render(&h.states, &h.required, &h.verdict, &rctx);
+    let mut prov = Provenance::start(
+        "prodlike",
+        env!("CARGO_PKG_VERSION"),
+        Some(&ctx.drill.operator),
+        false,
+    );
+    prov.finish();
+    rep.insert(
+        "provenance",
+        serde_json::to_value(&prov).unwrap_or_default(),
+    );
+    evidence_core::io::write_atomic(ctx.health_report, rep.to_pretty().as_bytes())?;
+    let mut detail = format!("{} after {} round(s)", h.verdict.classification, h.attempts);
+    if !h.verdict.healthy {
+        detail.push_str(&format!(": {}", describe_bad(&rep)));
+    } else if cli.action == Action::Up {
+        let s = t_up.elapsed().as_secs_f64();
+        ev.extra("PRODLIKE_HEALTHY_SECONDS", format!("{s:.3}"));
+    }
+    ev.extra("PRODLIKE_HEALTH_CLASSIFICATION", &h.verdict.classification);
+    let ok = ev.push(step(
+        "health_check",
+        if h.verdict.healthy { "ok" } else { "failed" },
+        t0,
+        format!(
+            "{}; probe every service",
+            project.command_line(&["ps", "-a"])
+        ),
+        detail.clone(),
+    ));
+    if ok {
+        ev.result = "success".into();
+        Ok(Exit::Pass)
+    } else {
+        ev.result = "failed".into();
+        ev.extra("PRODLIKE_FAILURE_REASON", &detail);
+        warn(&format!("not healthy: {detail}"));
+        Ok(if h.command_error.is_some() {
+            Exit::BadInput
+        } else {
+            Exit::Breach
+        })
+    }
 }
 
 #[cfg(test)]
