@@ -37,11 +37,12 @@ for i in $(seq 10); do
   echo "health check run $i: wall $(( (t1 - t0) / 1000000 )) ms (probes $(python3 -c "import json;print(json.load(open('$dir/hc.json'))['check_wall_ms'])") ms)"
 done
 
-# Memory: every process in the stack's process groups (PostgreSQL's children included).
-pgids=$(cat "$rd"/*.pid | sed -n 's/^pid=//p' | tr '\n' ' ')
+# Memory: every process of the stack: the recorded pids and their children (PostgreSQL's
+# children run in their own sessions, so process groups do not find them).
+pids=" $(cat "$rd"/*.pid | sed -n 's/^pid=//p' | tr '\n' ' ') "
 read -r rss pss n < <(for p in /proc/[0-9]*; do
-  pg=$(awk '{print $5}' "$p/stat" 2>/dev/null) || continue
-  for g in $pgids; do [ "$pg" = "$g" ] && awk '/^Rss:/{r=$2}/^Pss:/{s=$2}END{print r, s}' "$p/smaps_rollup" 2>/dev/null; done
+  read -r me pp < <(awk '{print $1, $4}' "$p/stat" 2>/dev/null) || continue
+  case "$pids" in *" $me "*|*" $pp "*) awk '/^Rss:/{r=$2}/^Pss:/{s=$2}END{print r, s}' "$p/smaps_rollup" 2>/dev/null;; esac
 done | awk '{r+=$1; s+=$2; n++} END {printf "%.1f %.1f %d\n", r/1024, s/1024, n}')
 echo "memory: $n processes, RSS $rss MiB, PSS $pss MiB"
 

@@ -273,6 +273,29 @@ fn native_stack_health_kills_alert_and_down() {
         );
     }
 
+    // up restarts the crashed members (stale PostgreSQL lock files of a killed postmaster included).
+    let re = run(
+        p,
+        &[
+            "--execute",
+            "--action",
+            "up",
+            "--run-dir",
+            rd,
+            "--output-file",
+            "-",
+            "--lock-file",
+            lock,
+            "--health-report",
+            health.to_str().unwrap(),
+        ],
+        None,
+        None,
+    );
+    re.code(0)
+        .stdout_has("PRODLIKE_RESULT=success\n")
+        .stdout_has("_NAME=start_timescale-replica\n");
+
     // down: nothing left, every port free.
     let down = run(
         p,

@@ -122,11 +122,13 @@ pub struct Cli {
     pub run_dir: PathBuf,
     /// Ports are base + offset (redis 1/2, sentinels 11-13, PostgreSQL 21/22, Prometheus 90,
     /// Alertmanager 93, exporters 100/121/187/188, webhook 500). Used when the stack is created.
-    #[arg(long, value_name = "PORT", default_value_t = stack_core::stack::DEFAULT_BASE_PORT)]
-    pub base_port: u16,
+    /// [default: 17000]
+    #[arg(long, value_name = "PORT")]
+    pub base_port: Option<u16>,
     /// Listen address of every service (used when the stack is created).
-    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
-    pub listen: String,
+    /// [default: 127.0.0.1]
+    #[arg(long, value_name = "IP")]
+    pub listen: Option<String>,
     /// down: also remove the data, configs, logs and password.
     #[arg(long)]
     pub purge: bool,
@@ -254,10 +256,10 @@ pub fn run(cli: Cli) -> Result<Exit> {
         }
         None => drill.result_path("prodlike_health_report.json")?,
     };
-    if cli.listen.parse::<std::net::IpAddr>().is_err() {
+    let listen = cli.listen.clone().unwrap_or_else(|| "127.0.0.1".into());
+    if listen.parse::<std::net::IpAddr>().is_err() {
         return Err(EvidenceError::usage(format!(
-            "--listen must be an IP address, found {:?}",
-            cli.listen
+            "--listen must be an IP address, found {listen:?}"
         )));
     }
     let backend = backend_of(&cli);
@@ -273,7 +275,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
     }
     let dry_run = drill.dry_run();
     let guard = SessionGuard::try_from(&cli.guard)?;
-    let outcome = guard.check(guard.now(), &[cli.listen.as_str()])?;
+    let outcome = guard.check(guard.now(), &[listen.as_str()])?;
     signals::install()?;
     let mut prov = Provenance::start(
         "prodlike",
@@ -462,10 +464,12 @@ fn simulate(
 
 fn new_stack(cli: &Cli) -> Stack {
     let mut cfg = StackConfig {
-        base_port: cli.base_port,
+        base_port: cli
+            .base_port
+            .unwrap_or(stack_core::stack::DEFAULT_BASE_PORT),
         ..StackConfig::default()
     };
-    cfg.default.listen = cli.listen.clone();
+    cfg.default.listen = cli.listen.clone().unwrap_or_else(|| "127.0.0.1".into());
     if let Ok(exe) = std::env::current_exe() {
         cfg.webhook_cmd = vec![exe.display().to_string(), "--serve-webhook".into()];
     }
@@ -476,7 +480,12 @@ fn new_stack(cli: &Cli) -> Stack {
 fn native_stack(cli: &Cli) -> Result<Stack> {
     match Stack::open(&cli.run_dir)? {
         Some(s) => {
-            if s.config.base_port != cli.base_port || s.config.default.listen != cli.listen {
+            if cli.base_port.is_some_and(|b| b != s.config.base_port)
+                || cli
+                    .listen
+                    .as_ref()
+                    .is_some_and(|l| *l != s.config.default.listen)
+            {
                 warn(&format!(
                     "{} holds a stack on {}:{}+; --base-port/--listen apply to new stacks only",
                     cli.run_dir.display(),

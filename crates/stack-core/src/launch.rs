@@ -331,6 +331,59 @@ pub fn ensure_pg_db(stack: &Stack, password: &str, timeout: Duration) -> Result<
     Ok(())
 }
 
+/// After a crash, `postmaster.pid` still names the dead postmaster. PostgreSQL refuses to start
+/// while that pid answers `kill(pid, 0)`, which a zombie (not yet reaped by PID 1) does, and
+/// while its children (each in its own session, so not in our process group) still hold the
+/// shared memory; they exit on their own within ~20 ms of the postmaster's death. Wait up to 5 s
+/// for the recorded pid to be gone or a zombie, and for no process to run in the data folder,
+/// then remove the file. A live postmaster is left alone (the start then fails with its message).
+fn clear_stale_postmaster_pid(data: &Path) -> Result<()> {
+    use evidence_core::supervisor::pid_alive;
+    let f = data.join("postmaster.pid");
+    let Ok(text) = fs::read_to_string(&f) else {
+        return Ok(());
+    };
+    let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<u32>().ok()) else {
+        return Ok(());
+    };
+    let end = Instant::now() + Duration::from_secs(5);
+    let in_data = || {
+        fs::read_dir("/proc").ok().into_iter().flatten().flatten().any(|e| {
+            e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()).is_some_and(|p| {
+                pid_alive(p)
+                    && fs::read_link(format!("/proc/{p}/cwd")).is_ok_and(|c| c == data)
+            })
+        })
+    };
+    while pid_alive(pid) || in_data() {
+        if Instant::now() >= end {
+            return Ok(());
+        }
+        evidence_core::signals::sleep(Duration::from_millis(10))?;
+    }
+    let _ = fs::remove_file(&f);
+    Ok(())
+}
+
+/// The socket's `.lock` file names the postmaster too; a dead one's socket and lock are removed.
+fn clear_stale_socket_lock(sock: &Path) -> Result<()> {
+    let lock = sock.with_file_name(format!(
+        "{}.lock",
+        sock.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let Ok(text) = fs::read_to_string(&lock) else {
+        return Ok(());
+    };
+    let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<u32>().ok()) else {
+        return Ok(());
+    };
+    if !evidence_core::supervisor::pid_alive(pid) {
+        let _ = fs::remove_file(&lock);
+        let _ = fs::remove_file(sock);
+    }
+    Ok(())
+}
+
 /// Start one service (unless it is already running); returns what runs.
 pub fn start(stack: &Stack, kind: ServiceKind, password: &str) -> Result<Running> {
     let sup = supervisor(stack, kind);
@@ -347,6 +400,11 @@ pub fn start(stack: &Stack, kind: ServiceKind, password: &str) -> Result<Running
              choose another --base-port",
             kind.name()
         )));
+    }
+    if kind.is_postgres() {
+        clear_stale_postmaster_pid(&stack.dir(kind))?;
+        let sock = stack.pg_socket_dir().join(format!(".s.PGSQL.{}", stack.port(kind)));
+        clear_stale_socket_lock(&sock)?;
     }
     let v = argv(&spec);
     let tag = format!("{}:{}", spec.placement.listen, spec.port);
