@@ -744,7 +744,7 @@ fn native_down(ctx: &Ctx<'_>, stack: &Stack, ev: &mut Evidence) -> Result<Exit> 
             k.name(),
             format_seconds(grace)
         );
-        match sup.stop(grace) {
+        match launch::stop(stack, k, grace) {
             Ok(how) => {
                 let detail = match (how, &recorded) {
                     (Stopped::NotRunning, Some(r)) => {

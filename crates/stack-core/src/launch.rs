@@ -343,17 +343,29 @@ fn clear_stale_postmaster_pid(data: &Path) -> Result<()> {
     let Ok(text) = fs::read_to_string(&f) else {
         return Ok(());
     };
-    let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<u32>().ok()) else {
+    let Some(pid) = text
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<u32>().ok())
+    else {
         return Ok(());
     };
     let end = Instant::now() + Duration::from_secs(5);
     let in_data = || {
-        fs::read_dir("/proc").ok().into_iter().flatten().flatten().any(|e| {
-            e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()).is_some_and(|p| {
-                pid_alive(p)
-                    && fs::read_link(format!("/proc/{p}/cwd")).is_ok_and(|c| c == data)
+        fs::read_dir("/proc")
+            .ok()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .is_some_and(|p| {
+                        pid_alive(p)
+                            && fs::read_link(format!("/proc/{p}/cwd")).is_ok_and(|c| c == data)
+                    })
             })
-        })
     };
     while pid_alive(pid) || in_data() {
         if Instant::now() >= end {
@@ -374,7 +386,11 @@ fn clear_stale_socket_lock(sock: &Path) -> Result<()> {
     let Ok(text) = fs::read_to_string(&lock) else {
         return Ok(());
     };
-    let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<u32>().ok()) else {
+    let Some(pid) = text
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<u32>().ok())
+    else {
         return Ok(());
     };
     if !evidence_core::supervisor::pid_alive(pid) {
@@ -403,7 +419,9 @@ pub fn start(stack: &Stack, kind: ServiceKind, password: &str) -> Result<Running
     }
     if kind.is_postgres() {
         clear_stale_postmaster_pid(&stack.dir(kind))?;
-        let sock = stack.pg_socket_dir().join(format!(".s.PGSQL.{}", stack.port(kind)));
+        let sock = stack
+            .pg_socket_dir()
+            .join(format!(".s.PGSQL.{}", stack.port(kind)));
         clear_stale_socket_lock(&sock)?;
     }
     let v = argv(&spec);
@@ -521,6 +539,23 @@ pub struct StoppedService {
     pub how: Stopped,
 }
 
+/// Stop one service: PostgreSQL first gets SIGINT (fast shutdown: it disconnects clients, where
+/// SIGTERM's smart shutdown would wait for them); then SIGTERM to the process group, SIGKILL
+/// after `grace` (evidence-core's supervisor). A crashed service's pid file is removed.
+pub fn stop(stack: &Stack, kind: ServiceKind, grace: Duration) -> Result<Stopped> {
+    let sup = supervisor(stack, kind);
+    if kind.is_postgres()
+        && let Some(r) = sup.running()?
+        && let Ok(pid) = i32::try_from(r.pid)
+    {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGINT,
+        );
+    }
+    sup.stop(grace)
+}
+
 /// Stop every service in reverse order (SIGTERM, SIGKILL after `grace`); pid files of crashed
 /// services are removed. Returns what was stopped.
 pub fn down(stack: &Stack, grace: Duration) -> Result<Vec<StoppedService>> {
@@ -528,8 +563,7 @@ pub fn down(stack: &Stack, grace: Duration) -> Result<Vec<StoppedService>> {
     let mut kinds = ServiceKind::all();
     kinds.reverse();
     for kind in kinds {
-        let sup = supervisor(stack, kind);
-        let how = sup.stop(grace)?;
+        let how = stop(stack, kind, grace)?;
         out.push(StoppedService { kind, how });
     }
     Ok(out)
