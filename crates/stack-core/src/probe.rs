@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value as Json, json};
 
 use crate::pg::{PgClient, PgConfig};
-use crate::redis::{RedisClient, info_get};
+use crate::redis::{RedisClient, RedisError, info_get};
 use crate::stack::{MASTER_NAME, PG_DB, PG_USER, ServiceKind, Stack};
 
 /// One probe of one service.
@@ -102,7 +102,13 @@ pub fn pg_config(
 
 fn redis(stack: &Stack, kind: ServiceKind, pw: &Creds, t: Duration) -> Result<RedisClient, String> {
     let mut c = RedisClient::connect(&stack.addr(kind), t).map_err(|e| e.to_string())?;
-    c.auth(Some(&pw.redis)).map_err(|e| e.to_string())?;
+    match c.auth(Some(&pw.redis)) {
+        Ok(()) => {}
+        // A server without a password (e.g. sentinels in a compose file) refuses AUTH: go on
+        // unauthenticated, as a client would.
+        Err(RedisError::Server(e)) if e.contains("without any password configured") => {}
+        Err(e) => return Err(e.to_string()),
+    }
     Ok(c)
 }
 
@@ -376,9 +382,12 @@ fn postgres(stack: &Stack, kind: ServiceKind, pw: &Creds, t: Duration) -> Probe 
     });
     match rows {
         Ok(rows) if standby => {
+            // Ours sets application_name=timescale-replica; another setup's standby (compose)
+            // may not: then the only standby the primary streams to is this one.
             let me = rows
                 .iter()
-                .find(|r| r.first().cloned().flatten().as_deref() == Some("timescale-replica"));
+                .find(|r| r.first().cloned().flatten().as_deref() == Some("timescale-replica"))
+                .or_else(|| (rows.len() == 1).then(|| &rows[0]));
             match me {
                 Some(r) => {
                     let state = r.get(1).cloned().flatten().unwrap_or_default();
