@@ -144,8 +144,8 @@ impl Engine {
             .collect()
     }
 
-    /// Program and leading arguments of the compose command: (`docker`, [`compose`]) or
-    /// (`docker-compose`, []).
+    /// Program and leading arguments of the compose command: `docker` with `compose` first, or
+    /// `docker-compose` with nothing.
     #[must_use]
     pub fn compose_prefix(&self) -> (OsString, Vec<OsString>) {
         match &self.compose {

@@ -24,7 +24,47 @@ use crate::engine::{Engine, mounts_under, os};
 use crate::step::{Step, run_step};
 
 /// The images of the prod-like stack, as folders of `infra/docker/`.
-pub const STACK_IMAGES: &[&str] = &["redis", "postgres"];
+pub const STACK_IMAGES: &[&str] = &["redis", "postgres", "monitoring"];
+
+/// The image cache folder: `$CTP_OPS_COMPOSE_CACHE` when set, else `<checkout>/runtime/compose-cache`.
+#[must_use]
+pub fn default_cache_dir(checkout: &Path) -> PathBuf {
+    std::env::var_os("CTP_OPS_COMPOSE_CACHE")
+        .map_or_else(|| checkout.join("runtime/compose-cache"), PathBuf::from)
+}
+
+/// The data root a private engine keeps its images in, inside a cache folder.
+#[must_use]
+pub fn data_root(cache_dir: &Path) -> PathBuf {
+    cache_dir.join("data-root")
+}
+
+/// An exclusive lock on a cache folder's data root (`<cache>/engine.lock`): only one private
+/// `dockerd` may use a data root at a time. [`CacheLock::acquire`] waits for it (tests of several
+/// crates share one cache); it is released when dropped, or by the kernel when the process dies.
+/// Drop it only after the engine has stopped.
+#[derive(Debug)]
+pub struct CacheLock {
+    _file: fs::File,
+}
+
+impl CacheLock {
+    /// Wait for and take the lock of `cache_dir` (created if missing).
+    pub fn acquire(cache_dir: &Path) -> Result<CacheLock> {
+        fs::create_dir_all(cache_dir)
+            .map_err(|e| EvidenceError::io("cannot create folder", cache_dir, e))?;
+        let path = cache_dir.join("engine.lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| EvidenceError::io("cannot open", &path, e))?;
+        file.lock()
+            .map_err(|e| EvidenceError::io("cannot lock", &path, e))?;
+        Ok(CacheLock { _file: file })
+    }
+}
 
 /// Apt mirrors for the base root filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]

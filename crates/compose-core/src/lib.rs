@@ -51,18 +51,24 @@
 //!
 //! ```no_run
 //! use std::time::{Duration, Instant};
-//! use compose_core::{ImageCache, PrivateEngine, PrivateEngineOptions, Project, STACK_IMAGES};
+//! use compose_core::{CacheLock, ImageCache, PrivateEngine, PrivateEngineOptions, Project, STACK_IMAGES};
 //!
 //! # fn main() -> evidence_core::Result<()> {
-//! let cache = std::path::Path::new("runtime/compose-cache");
-//! // run_dir must be short (unix socket path); data_root keeps the images between runs.
-//! let daemon = PrivateEngine::start(PrivateEngineOptions::new("/tmp/ctp-dockerd", cache.join("data-root")))?;
-//! let images = ImageCache::new(cache, "infra/docker").ensure(daemon.engine(), STACK_IMAGES)?;
+//! // $CTP_OPS_COMPOSE_CACHE or <checkout>/runtime/compose-cache
+//! let cache = compose_core::default_cache_dir(std::path::Path::new("."));
+//! let lock = CacheLock::acquire(&cache)?; // one engine per data root; waits for another test
+//! // run_dir must be short (unix socket path); the data root keeps the images between runs.
+//! let daemon = PrivateEngine::start(PrivateEngineOptions::new(
+//!     "/tmp/ctp-dockerd",
+//!     compose_core::data_root(&cache),
+//! ))?;
+//! let images = ImageCache::new(&cache, "infra/docker").ensure(daemon.engine(), STACK_IMAGES)?;
 //! let project = Project::new(daemon.engine(), "infra/docker-compose.prodlike.yaml", "ctp-test", Some("stack.env".into()))?;
 //! let up = project.up(Instant::now() + Duration::from_secs(180))?;
 //! assert!(up.healthy, "{:?}", up.failed_step());
 //! project.down(true, Duration::from_secs(120))?;
 //! daemon.stop()?; // SIGTERM, wait, unmount nsfs, remove the socket: nothing left behind
+//! drop(lock); // only after the engine has stopped
 //! # let _ = images; Ok(()) }
 //! ```
 #![warn(missing_docs)]
@@ -74,7 +80,9 @@ pub mod ps;
 pub mod step;
 
 pub use engine::{ComposeCli, Engine, EngineOptions, PrivateEngine, PrivateEngineOptions};
-pub use images::{ImageCache, ImagesOutcome, Mirrors, STACK_IMAGES};
+pub use images::{
+    CacheLock, ImageCache, ImagesOutcome, Mirrors, STACK_IMAGES, data_root, default_cache_dir,
+};
 pub use project::{Project, ServiceLabels, UpOutcome, not_healthy, published_in};
 pub use ps::{PsRow, Publisher, parse_ps_json};
 pub use step::Step;

@@ -41,7 +41,13 @@ fn prodlike_file_fixes_the_originals_defects() {
             "redis-sentinel-2",
             "redis-sentinel-3",
             "timescale-primary",
-            "timescale-replica"
+            "timescale-replica",
+            "redis-exporter",
+            "postgres-exporter-primary",
+            "postgres-exporter-replica",
+            "prometheus",
+            "alertmanager",
+            "alert-receiver"
         ]
     );
     for (n, s) in &svcs {
@@ -81,6 +87,11 @@ fn prodlike_file_fixes_the_originals_defects() {
     );
     let pg = std::fs::read_to_string(infra().join("docker/postgres/pg-start")).unwrap();
     assert!(pg.contains("pg_basebackup"));
+    // Prometheus has rules and an alerting target; Alertmanager a receiver that records.
+    let prom = std::fs::read_to_string(infra().join("prometheus/prometheus.yml")).unwrap();
+    assert!(prom.contains("rule_files:") && prom.contains("alertmanager:9093"));
+    let am = std::fs::read_to_string(infra().join("alertmanager/alertmanager.yml")).unwrap();
+    assert!(am.contains("url: http://alert-receiver:9095/alerts"));
     // The env example commits no password.
     let example = std::fs::read_to_string(infra().join("env/prodlike.env.example")).unwrap();
     for l in example

@@ -9,7 +9,7 @@
 //! where it fails.
 #![allow(clippy::unwrap_used, reason = "test helpers panic on setup failures")]
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use compose_core::engine::{mounts_under, processes_mentioning};
 use compose_core::{
-    ComposeCli, Engine, ImageCache, PrivateEngine, PrivateEngineOptions, Project, STACK_IMAGES,
+    CacheLock, ComposeCli, Engine, ImageCache, PrivateEngine, PrivateEngineOptions, Project,
+    STACK_IMAGES,
 };
 
 fn workspace() -> PathBuf {
@@ -78,8 +79,8 @@ fn require(name: &str) -> bool {
 }
 
 /// The host state the engine must leave as found: firewall rules (counters masked: bridged
-/// traffic counts on FORWARD's policy), `ip_forward`, the engine's links (`docker0`, `br-*`) and
-/// the files `dockerd` creates outside its roots.
+/// traffic counts on FORWARD's policy), `ip_forward` and `docker0`. Private engines of other
+/// checkouts may run meanwhile: the project's own bridge and `dockerd`'s files are checked apart.
 fn host_state() -> String {
     let mut s = String::new();
     for (prog, args) in [
@@ -109,22 +110,27 @@ fn host_state() -> String {
             fs::read_to_string(f).unwrap_or_default()
         ));
     }
-    for p in compose_core::engine::DOCKERD_HOST_PATHS {
-        s.push_str(&format!("{p} exists: {}\n", Path::new(p).exists()));
-    }
     let links = Command::new("ip")
         .args(["-o", "link"])
         .output()
         .expect("ip");
     for l in String::from_utf8_lossy(&links.stdout).lines() {
-        // Only what an engine creates: other work on this machine adds its own veths.
+        // Only docker0 (never made with --bridge=none): other engines and drills on this
+        // machine add their own bridges and veths; the project's bridge is checked by name.
         if let Some(name) = l.split(':').nth(1).map(str::trim)
-            && (name.starts_with("docker") || name.starts_with("br-"))
+            && name.starts_with("docker")
         {
             s.push_str(&format!("link {name}\n"));
         }
     }
     s
+}
+
+fn link_exists(name: &str) -> bool {
+    Command::new("ip")
+        .args(["link", "show", "dev", name])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn mask_counters(line: &str) -> String {
@@ -179,6 +185,48 @@ fn psql(addr: SocketAddr, password: &str, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// `GET path` on `addr`: the body (de-chunked), or empty on any failure.
+fn http(addr: SocketAddr, path: &str) -> String {
+    evidence_core::health::http_get(&format!("http://{addr}{path}"), Duration::from_secs(3))
+        .map(|r| dechunk(&r.body))
+        .unwrap_or_default()
+}
+
+/// `evidence_core::health::http_get` returns a chunked body as it came (Prometheus' API answers
+/// chunked): strip the framing when the body starts with a chunk-size line.
+fn dechunk(body: &str) -> String {
+    let looks_chunked = body
+        .split_once("\r\n")
+        .is_some_and(|(h, _)| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()));
+    if !looks_chunked {
+        return body.to_string();
+    }
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].strip_prefix("\r\n").unwrap_or(&tail[n..]);
+    }
+    out
+}
+
+/// (targets up, all targets) from Prometheus' `/api/v1/targets`.
+fn targets_up(prom: SocketAddr) -> Option<(usize, usize)> {
+    let v: serde_json::Value = serde_json::from_str(&http(prom, "/api/v1/targets")).ok()?;
+    let active = v.pointer("/data/activeTargets")?.as_array()?;
+    let up = active
+        .iter()
+        .filter(|t| t.get("health").and_then(serde_json::Value::as_str) == Some("up"))
+        .count();
+    Some((up, active.len()))
+}
+
 fn secret() -> String {
     (0..24)
         .map(|_| fastrand::alphanumeric())
@@ -210,24 +258,30 @@ struct Env {
     run: tempfile::TempDir,
     data_root: PathBuf,
     before: String,
-    _lock: File,
+    /// `dockerd`'s own files outside its roots that did not exist before it started.
+    absent: Vec<&'static str>,
+    /// The projects' bridge links (`br-<network id>`).
+    bridges: Vec<String>,
+    _lock: CacheLock,
 }
 
 impl Env {
     fn start() -> Env {
         let root = workspace();
-        let cache = std::env::var_os("CTP_OPS_COMPOSE_CACHE")
-            .map_or_else(|| root.join("runtime/compose-cache"), PathBuf::from);
-        fs::create_dir_all(&cache).unwrap();
+        let cache = compose_core::default_cache_dir(&root);
         // One engine per data root at a time (another test on this checkout waits here).
-        let lock = File::create(cache.join("engine.lock")).unwrap();
-        lock.lock().unwrap();
-        let data_root = cache.join("data-root");
+        let lock = CacheLock::acquire(&cache).unwrap();
+        let data_root = compose_core::data_root(&cache);
         let run = tempfile::Builder::new()
             .prefix("ctpd")
             .tempdir_in("/tmp")
             .unwrap();
         let before = host_state();
+        let absent = compose_core::engine::DOCKERD_HOST_PATHS
+            .iter()
+            .copied()
+            .filter(|p| !Path::new(p).exists())
+            .collect();
         let mut opts = PrivateEngineOptions::new(run.path(), &data_root);
         opts.ready_timeout = Duration::from_secs(60);
         let daemon = PrivateEngine::start(opts).expect("private dockerd");
@@ -245,6 +299,8 @@ impl Env {
             run,
             data_root,
             before,
+            absent,
+            bridges: Vec::new(),
             cleanup: Cleanup {
                 project: None,
                 daemon: Some(daemon),
@@ -265,6 +321,33 @@ impl Env {
                 .join(", ")
         ));
         env
+    }
+
+    /// Remember `project`'s bridge links, to check they are gone at the end.
+    fn note_bridges(&mut self, project: &Project) {
+        let filter = format!("label=com.docker.compose.project={}", project.name());
+        let s = self
+            .engine()
+            .docker(
+                "networks",
+                &[
+                    "network".into(),
+                    "ls".into(),
+                    "-q".into(),
+                    "--no-trunc".into(),
+                    "--filter".into(),
+                    filter.into(),
+                ],
+                Duration::from_secs(30),
+            )
+            .unwrap();
+        assert!(s.ok, "{}", s.failure_message());
+        for id in s.stdout.split_whitespace() {
+            let link = format!("br-{}", &id[..12]);
+            assert!(link_exists(&link), "no link {link} for network {id}");
+            self.bridges.push(link);
+        }
+        assert!(!self.bridges.is_empty());
     }
 
     fn engine(&self) -> Engine {
@@ -301,8 +384,20 @@ impl Env {
         assert_eq!(
             self.before,
             host_state(),
-            "the host firewall, sysctls, links or files changed"
+            "the host firewall, sysctls or docker0 changed"
         );
+        for b in &self.bridges {
+            assert!(!link_exists(b), "bridge {b} left behind");
+        }
+        let other_dockerd = Command::new("pgrep")
+            .args(["-x", "dockerd"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !other_dockerd {
+            for p in &self.absent {
+                assert!(!Path::new(p).exists(), "{p} left behind");
+            }
+        }
         stop
     }
 }
@@ -336,7 +431,7 @@ fn prodlike_compose_stack_runs_for_real_and_leaves_nothing() {
     env.cleanup.project = Some(project.clone());
 
     let up = project
-        .up(Instant::now() + Duration::from_secs(180))
+        .up(Instant::now() + Duration::from_secs(300))
         .unwrap();
     assert!(
         up.healthy,
@@ -358,10 +453,17 @@ fn prodlike_compose_stack_runs_for_real_and_leaves_nothing() {
         up.up_to_healthy.as_secs_f64(),
         up.steps[1].duration.as_secs_f64()
     ));
+    env.note_bridges(&project);
     let services: Vec<&str> = up.rows.iter().map(|r| r.service.as_str()).collect();
     assert_eq!(
         services,
         [
+            "alert-receiver",
+            "alertmanager",
+            "postgres-exporter-primary",
+            "postgres-exporter-replica",
+            "prometheus",
+            "redis-exporter",
             "redis-primary",
             "redis-replica",
             "redis-sentinel-1",
@@ -454,6 +556,50 @@ fn prodlike_compose_stack_runs_for_real_and_leaves_nothing() {
         psql(standby, &pg_pw, "select v from t") == "42"
     });
 
+    // Prometheus scrapes every target (the exporters see the real servers).
+    let prom = project.published("prometheus", 9090).unwrap();
+    let receiver = project.published("alert-receiver", 9095).unwrap();
+    let t = Instant::now();
+    // Generous: on a loaded 2-core box the first scrapes can take tens of seconds.
+    let mut last = None;
+    let ok = evidence_core::signals::wait_until(
+        Instant::now() + Duration::from_secs(180),
+        Duration::from_millis(250),
+        || {
+            last = targets_up(prom);
+            last.filter(|(up, all)| *all == 7 && up == all)
+        },
+    )
+    .unwrap();
+    assert!(
+        ok.is_some(),
+        "Prometheus targets (up, all) = {last:?} after 180 s: {}",
+        http(prom, "/api/v1/targets")
+    );
+    note(&format!(
+        "all Prometheus targets up {:.2}s after the stack was healthy",
+        t.elapsed().as_secs_f64()
+    ));
+    assert!(
+        http(prom, "/api/v1/query?query=redis_up")
+            .contains(r#""instance":"redis://redis-replica:6379""#)
+    );
+
+    // No RedisDown pending from the start-up (a scrape before the replica answered), so the
+    // notification looked for below is the kill's.
+    test_support::wait_until(
+        Duration::from_secs(120),
+        "no RedisDown alert active",
+        || {
+            http(
+                prom,
+                "/api/v1/query?query=ALERTS%7Balertname%3D%22RedisDown%22%7D",
+            )
+            .contains(r#""result":[]"#)
+        },
+    );
+    let seen_before = http(receiver, "/alerts").len();
+
     // The replica killed: its row says so, and a wait for health gives up at once.
     let kill = project.kill("redis-replica").unwrap();
     assert!(kill.ok, "{}", kill.failure_message());
@@ -462,10 +608,28 @@ fn prodlike_compose_stack_runs_for_real_and_leaves_nothing() {
     assert_eq!(r.state, "exited", "{r:?}");
     assert!(!r.healthy());
     assert!(project.published("redis-replica", 6379).is_err());
-    assert!(
-        TcpStream::connect_timeout(&replica, Duration::from_secs(2)).is_err(),
-        "the replica's port still answers"
+    // Its docker-proxy goes a moment after the container.
+    test_support::wait_until(Duration::from_secs(20), "the replica's port closed", || {
+        TcpStream::connect_timeout(&replica, Duration::from_secs(2)).is_err()
+    });
+    // The alert for it goes Prometheus → Alertmanager → the recording receiver.
+    let t = Instant::now();
+    test_support::wait_until(
+        Duration::from_secs(120),
+        "RedisDown at the receiver",
+        || {
+            let got = http(receiver, "/alerts");
+            got.get(seen_before..).unwrap_or_default().lines().any(|l| {
+                l.contains(r#""status":"firing""#)
+                    && l.contains(r#""alertname":"RedisDown""#)
+                    && l.contains("redis://redis-replica:6379")
+            })
+        },
     );
+    note(&format!(
+        "RedisDown for the killed replica at the receiver {:.2}s after the kill",
+        t.elapsed().as_secs_f64()
+    ));
     let all: Vec<String> = rows.iter().map(|r| r.service.clone()).collect();
     let (wait, _) = project
         .wait_healthy(&all, Instant::now() + Duration::from_secs(30))
@@ -478,7 +642,7 @@ fn prodlike_compose_stack_runs_for_real_and_leaves_nothing() {
     );
 
     // Down with purge, engine stopped: nothing left.
-    let ports: Vec<SocketAddr> = [primary, pg, standby].into();
+    let ports: Vec<SocketAddr> = [primary, pg, standby, prom, receiver].into();
     let down = project.down(true, Duration::from_secs(120)).unwrap();
     assert!(down.ok, "{}", down.failure_message());
     env.cleanup.project = None;
@@ -563,7 +727,7 @@ fn multi_host_compose_file_runs_in_two_steps_with_placement_labels() {
         ]
     );
 
-    let deadline = Instant::now() + Duration::from_secs(180);
+    let deadline = Instant::now() + Duration::from_secs(300);
     let up1 = primary.up_services(&primary_side, false, deadline).unwrap();
     assert!(
         up1.healthy,
@@ -594,6 +758,7 @@ fn multi_host_compose_file_runs_in_two_steps_with_placement_labels() {
         up2.up_to_healthy.as_secs_f64()
     ));
 
+    env.note_bridges(primary);
     let (_, rows) = primary.ps().unwrap();
     assert_eq!(rows.len(), 7);
     assert!(rows.iter().all(compose_core::PsRow::healthy), "{rows:?}");
