@@ -8,7 +8,6 @@
 //! Skips with a printed reason where no engine can be started, except with `CI=true`.
 #![allow(clippy::unwrap_used, reason = "test helpers panic on setup failures")]
 
-use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -72,17 +71,14 @@ fn compose_backend_up_health_down() {
     }
     let prodlike = build_siblings(BIN, &["prodlike"]).join("prodlike");
     let root = workspace();
-    let cache = std::env::var_os("CTP_OPS_COMPOSE_CACHE")
-        .map_or_else(|| root.join("runtime/compose-cache"), PathBuf::from);
-    fs::create_dir_all(&cache).unwrap();
-    // One engine per data root at a time (compose-core's test takes the same lock).
-    let lock = File::create(cache.join("engine.lock")).unwrap();
-    lock.lock().unwrap();
+    let cache = compose_core::images::default_cache_dir(&root);
+    // One engine per data root at a time (compose-core's tests take the same lock).
+    let lock = compose_core::images::CacheLock::acquire(&cache).unwrap();
     let run = tempfile::Builder::new()
         .prefix("ctpd")
         .tempdir_in("/tmp")
         .unwrap();
-    let mut opts = PrivateEngineOptions::new(run.path(), cache.join("data-root"));
+    let mut opts = PrivateEngineOptions::new(run.path(), compose_core::images::data_root(&cache));
     opts.ready_timeout = Duration::from_secs(60);
     let daemon = PrivateEngine::start(opts).expect("private dockerd");
     let host = daemon.engine().docker_host().unwrap().to_string();
