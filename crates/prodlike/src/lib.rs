@@ -100,8 +100,8 @@ pub struct Cli {
     /// Compose env file (passed only when it exists; recorded anyway, as the original).
     #[arg(long, value_name = "PATH", default_value = "infra/env/prodlike.env")]
     pub env_file: PathBuf,
-    /// Where the health report JSON goes (up and health) [default:
-    /// <results-dir>/prodlike_health_report.json].
+    /// Where the health report JSON goes (up and health); default
+    /// `<results-dir>/prodlike_health_report.json`.
     #[arg(long, value_name = "PATH")]
     pub health_report: Option<PathBuf>,
     /// Docker binary (compose backend).
@@ -122,11 +122,11 @@ pub struct Cli {
     pub run_dir: PathBuf,
     /// Ports are base + offset (redis 1/2, sentinels 11-13, PostgreSQL 21/22, Prometheus 90,
     /// Alertmanager 93, exporters 100/121/187/188, webhook 500). Used when the stack is created.
-    /// [default: 17000]
+    /// Default 17000.
     #[arg(long, value_name = "PORT")]
     pub base_port: Option<u16>,
     /// Listen address of every service (used when the stack is created).
-    /// [default: 127.0.0.1]
+    /// Default 127.0.0.1.
     #[arg(long, value_name = "IP")]
     pub listen: Option<String>,
     /// down: also remove the data, configs, logs and password.
