@@ -481,6 +481,26 @@ impl Stack {
     }
 }
 
+/// True when every port of a stack with this base is free on `listen` (each can be bound now).
+#[must_use]
+pub fn base_port_free(listen: &str, base: u16) -> bool {
+    ServiceKind::all().into_iter().all(|k| {
+        base.checked_add(k.port_offset())
+            .is_some_and(|p| std::net::TcpListener::bind((listen, p)).is_ok())
+    })
+}
+
+/// A base port in 20000..32000 (below the ephemeral range, away from the default 17000) whose
+/// ports are all free on 127.0.0.1, starting the search at a slot derived from `salt` (tests pass
+/// their pid, so parallel tests start apart). `None` when every slot is taken.
+#[must_use]
+pub fn free_test_base_port(salt: u32) -> Option<u16> {
+    let slots = 24u32;
+    (0..slots)
+        .map(|i| 20000 + u16::try_from(((salt + i) % slots) * 500).unwrap_or(0))
+        .find(|b| base_port_free("127.0.0.1", *b))
+}
+
 /// Programs the native stack needs that are not installed (scripts/setup.sh installs them).
 #[must_use]
 pub fn missing_programs() -> Vec<String> {
