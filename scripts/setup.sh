@@ -9,6 +9,13 @@ need=()
 declare -A pkgs=(
   [ip]=iproute2
   [iptables]=iptables
+  # compose backend of the prod-like stacks (crates/compose-core): a private dockerd, compose v1,
+  # local base images from debootstrap, and the clients its test probes with
+  [dockerd]=docker.io
+  [docker-compose]=docker-compose
+  [debootstrap]=debootstrap
+  [redis-cli]=redis-tools
+  [psql]=postgresql-client
 )
 if [ "${1:-}" = bench ]; then pkgs[hyperfine]=hyperfine; fi
 for cmd in "${!pkgs[@]}"; do
