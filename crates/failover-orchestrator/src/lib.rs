@@ -904,6 +904,7 @@ impl<'a> Drill<'a> {
                 out.push(format!(
                     "host {host} cut off (DROP in and out of eth0 inside its namespace)"
                 ));
+                let mut fence_probe = None;
                 if fencing {
                     // Checked from the old primary's side: it refuses writes (NOREPLICAS).
                     let addr = self.addr(s.redis_old);
@@ -911,28 +912,26 @@ impl<'a> Drill<'a> {
                     let host2 = host.clone();
                     let end = self.deadline();
                     let t0 = self.t0.unwrap_or_else(Instant::now);
-                    let r = std::thread::spawn(move || -> std::result::Result<u128, String> {
-                        netns::enter(&host2).map_err(|e| e.to_string())?;
-                        loop {
-                            if let Ok(mut c) = redis_at(&addr, &pw, CTL_TIMEOUT) {
-                                match c.set(b"fo:fence-probe", b"1") {
-                                    Err(e) if e.to_string().contains("NOREPLICAS") => {
-                                        return Ok(t0.elapsed().as_millis());
+                    fence_probe = Some(std::thread::spawn(
+                        move || -> std::result::Result<u128, String> {
+                            netns::enter(&host2).map_err(|e| e.to_string())?;
+                            loop {
+                                if let Ok(mut c) = redis_at(&addr, &pw, CTL_TIMEOUT) {
+                                    match c.set(b"fo:fence-probe", b"1") {
+                                        Err(e) if e.to_string().contains("NOREPLICAS") => {
+                                            return Ok(t0.elapsed().as_millis());
+                                        }
+                                        _ => {}
                                     }
-                                    _ => {}
                                 }
+                                if Instant::now() >= end {
+                                    return Err(format!(
+                                        "{addr} still accepts writes: min-replicas-to-write did not fence it"
+                                    ));
+                                }
+                                std::thread::sleep(Duration::from_millis(10));
                             }
-                            if Instant::now() >= end {
-                                return Err(format!("{addr} still accepts writes: min-replicas-to-write did not fence it"));
-                            }
-                            std::thread::sleep(Duration::from_millis(10));
-                        }
-                    })
-                    .join()
-                    .map_err(|_| "fence probe panicked".to_string())??;
-                    out.push(format!(
-                        "Redis {} refuses writes (NOREPLICAS) {r} ms after the cut",
-                        self.addr(s.redis_old)
+                        },
                     ));
                 }
                 self.wait_pg_down(s.pg_old)?;
@@ -948,6 +947,13 @@ impl<'a> Drill<'a> {
                         "PostgreSQL {} fenced out of band (immediate shutdown) in {} ms",
                         self.addr(s.pg_old),
                         t.elapsed().as_millis()
+                    ));
+                }
+                if let Some(h) = fence_probe {
+                    let r = h.join().map_err(|_| "fence probe panicked".to_string())??;
+                    out.push(format!(
+                        "Redis {} refuses writes (NOREPLICAS) {r} ms after the cut",
+                        self.addr(s.redis_old)
                     ));
                 }
             }
