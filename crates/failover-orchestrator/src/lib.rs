@@ -356,6 +356,9 @@ struct Drill<'a> {
     /// A connection to the PostgreSQL standby opened before the fault (authentication is not
     /// part of the promotion time).
     pg_ctl: std::sync::Mutex<Option<PgClient>>,
+    /// The partition's Redis fence check (ms after the cut until the old primary refused).
+    redis_fence:
+        std::sync::Mutex<Option<std::thread::JoinHandle<std::result::Result<u128, String>>>>,
 }
 
 impl<'a> Drill<'a> {
@@ -378,6 +381,7 @@ impl<'a> Drill<'a> {
             compensation: Vec::new(),
             pg_promotion_seconds: None,
             pg_ctl: std::sync::Mutex::new(None),
+            redis_fence: std::sync::Mutex::new(None),
         })
     }
 
@@ -950,11 +954,16 @@ impl<'a> Drill<'a> {
                     ));
                 }
                 if let Some(h) = fence_probe {
-                    let r = h.join().map_err(|_| "fence probe panicked".to_string())??;
+                    // Checked before the Redis promotion is accepted (promote_standby), so the
+                    // PostgreSQL promotion does not wait for it.
                     out.push(format!(
-                        "Redis {} refuses writes (NOREPLICAS) {r} ms after the cut",
+                        "Redis {} fence (min-replicas-to-write) being checked from its own side",
                         self.addr(s.redis_old)
                     ));
+                    *self
+                        .redis_fence
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(h);
                 }
             }
         }
@@ -1108,6 +1117,21 @@ impl<'a> Drill<'a> {
     ) -> std::result::Result<(String, f64), String> {
         let new = self.addr(s.redis_new);
         let t = Instant::now();
+        let fence = self
+            .redis_fence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let fenced = match fence {
+            Some(h) => {
+                let ms = h.join().map_err(|_| "fence probe panicked".to_string())??;
+                format!(
+                    "old primary {} refused writes (NOREPLICAS) {ms} ms after the cut; ",
+                    self.addr(s.redis_old)
+                )
+            }
+            None => String::new(),
+        };
         if planned {
             // SENTINEL FAILOVER after fencing: ask a sentinel that is not on the old host.
             let mut last = String::new();
@@ -1143,7 +1167,7 @@ impl<'a> Drill<'a> {
         self.wait_sentinels_name(&new, end)?;
         Ok((
             format!(
-                "{new} says master after {promoted_ms} ms; the reachable sentinels name it after {} ms",
+                "{fenced}{new} says master after {promoted_ms} ms; the reachable sentinels name it after {} ms",
                 t.elapsed().as_millis()
             ),
             t.elapsed().as_secs_f64(),

@@ -219,7 +219,7 @@ fn partition_with_fencing_loses_nothing() {
     let r = h.drill(&["--mode", "partition"]);
     r.code(0)
         .stderr_has("partition: success")
-        .stderr_has("refuses writes (NOREPLICAS)");
+        .stderr_has("refused writes (NOREPLICAS)");
     assert_real_failover(&h, "partition");
     let e = env_of(&h.evidence());
     assert_eq!(e["FAILOVER_ACK_MODE"], "replicated");
