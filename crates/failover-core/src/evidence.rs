@@ -146,6 +146,8 @@ pub struct FailoverEvidence {
     pub pg: Option<StoreFigures>,
     /// PostgreSQL: seconds from the promote decision to the standby leaving recovery.
     pub pg_promotion_seconds: Option<f64>,
+    /// The session guard's verdict (`not_applicable`, `outside_session`, `forced`; empty: dry run).
+    pub session_guard: String,
     /// Provenance.
     pub provenance: Provenance,
 }
@@ -190,6 +192,7 @@ impl FailoverEvidence {
             .push("FAILOVER_ACK_MODE", &self.ack_mode)
             .push("FAILOVER_COMPENSATED", self.compensated)
             .push("FAILOVER_FAILURE_REASON", &self.failure_reason)
+            .push("FAILOVER_SESSION_GUARD", &self.session_guard)
             .push("FAILOVER_DURATION_SOURCE", &self.duration_source)
             .push("DATA_SYNC_LAG_SOURCE", &self.lag_source)
             .push(

@@ -45,6 +45,7 @@ use stack_core::launch;
 use stack_core::pg::PgClient;
 use stack_core::redis::info_get;
 use stack_core::stack::{MASTER_NAME, ServiceKind};
+use trading_calendar::guard::{GuardArgs, SessionGuard};
 
 /// Fail a primary over to its standby while clients write; measure the outage and the loss.
 #[derive(Debug, Parser)]
@@ -110,6 +111,9 @@ pub struct Cli {
     /// Folder of the lock file.
     #[arg(long, value_name = "DIR", default_value = "runtime/locks")]
     pub lock_dir: PathBuf,
+    /// The session guard (applies when a host is not on this machine: the ssh backend).
+    #[command(flatten)]
+    pub guard: GuardArgs,
 }
 
 /// The failover scenario.
@@ -182,6 +186,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         redis: None,
         pg: None,
         pg_promotion_seconds: None,
+        session_guard: String::new(),
         provenance: prov,
     };
     let exit = if dry {
@@ -226,6 +231,18 @@ pub fn run(cli: Cli) -> Result<Exit> {
         if backend == Backend::Netns {
             netns::require_root("failover-orchestrator on the netns backend")?;
         }
+        // Namespaces made by this tool on this machine are local; real hosts are not.
+        let targets: Vec<String> = if backend == Backend::Netns {
+            Vec::new()
+        } else {
+            inv.hosts.iter().map(|h| h.address.to_string()).collect()
+        };
+        let guard = SessionGuard::try_from(&cli.guard).map_err(EvidenceError::from)?;
+        let outcome = guard
+            .check(guard.now(), &targets)
+            .map_err(EvidenceError::from)?;
+        info(&outcome.reason);
+        ev.session_guard = outcome.status.as_str().into();
         let _lock = LockFile::acquire(
             &cli.lock_dir.join("multihost.lock"),
             "a multihost or failover run",
@@ -270,6 +287,18 @@ fn run_commands(cfg: &FailoverConfig, cli: &Cli, ev: &mut FailoverEvidence) -> R
             ));
         }
     }
+    // The user's commands reach hosts this tool does not know: the guard applies.
+    let target = if cfg.deploy_target.is_empty() {
+        "unknown"
+    } else {
+        cfg.deploy_target.as_str()
+    };
+    let guard = SessionGuard::try_from(&cli.guard).map_err(EvidenceError::from)?;
+    let outcome = guard
+        .check(guard.now(), &[target])
+        .map_err(EvidenceError::from)?;
+    info(&outcome.reason);
+    ev.session_guard = outcome.status.as_str().into();
     let mut total = Duration::ZERO;
     for (i, name) in STEP_NAMES.iter().enumerate() {
         let command = cfg.commands[i].clone().unwrap_or_default();

@@ -316,6 +316,8 @@ fn command_steps_run_and_are_timed() {
         "--lock-dir",
         locks.to_str().unwrap(),
         "--execute",
+        "--session-at",
+        "2026-03-14T12:00:00+08:00",
     ];
     let cfg = fx("commands.yaml");
     let mut a = vec!["--env-config", cfg.as_str()];
@@ -338,6 +340,27 @@ fn command_steps_run_and_are_timed() {
     let e = env_of(&out);
     assert_eq!(e["FAILOVER_FAILED_STEP"], "promote_standby");
     assert_eq!(e["FAILOVER_TOTAL_STEPS"], "4");
+    assert_eq!(e["FAILOVER_SESSION_GUARD"], "outside_session");
+    // Inside a trading session the user's commands (hosts this tool cannot see) are refused.
+    let cfg = fx("commands.yaml");
+    run(
+        BIN,
+        &[
+            "--env-config",
+            &cfg,
+            "--output-file",
+            out.to_str().unwrap(),
+            "--lock-dir",
+            locks.to_str().unwrap(),
+            "--execute",
+            "--session-at",
+            "2026-03-13T10:00:00+08:00",
+        ],
+        None,
+        None,
+    )
+    .code(2)
+    .stderr_has("inside a trading session");
 }
 
 #[test]
