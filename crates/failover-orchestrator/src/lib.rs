@@ -830,63 +830,22 @@ impl<'a> Drill<'a> {
             Mode::Planned => {
                 self.t0 = Some(Instant::now());
                 if fencing {
-                    // Redis: pause writes, wait until the replica has every byte.
-                    let mut c = redis_at(&self.addr(s.redis_old), &self.pw, CTL_TIMEOUT)?;
-                    c.client_pause_write(15_000)
-                        .map_err(|e| format!("CLIENT PAUSE: {e}"))?;
-                    let want = c
-                        .info("replication")
-                        .ok()
-                        .and_then(|i| {
-                            info_get(&i, "master_repl_offset").and_then(|v| v.parse::<i64>().ok())
-                        })
-                        .unwrap_or(0);
-                    let end = self.deadline();
-                    let t = Instant::now();
-                    loop {
-                        let have = redis_at(&self.addr(s.redis_new), &self.pw, CTL_TIMEOUT)
-                            .ok()
-                            .and_then(|mut r| r.info("replication").ok())
-                            .and_then(|i| {
-                                info_get(&i, "slave_repl_offset")
-                                    .and_then(|v| v.parse::<i64>().ok())
-                            })
-                            .unwrap_or(-1);
-                        if have >= want {
-                            break;
-                        }
-                        if Instant::now() >= end {
-                            return Err(format!(
-                                "the replica did not catch up: offset {have} < {want}"
-                            ));
-                        }
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
-                    // Checked: a write on the old primary blocks (paused).
-                    let mut probe = redis_at(
-                        &self.addr(s.redis_old),
-                        &self.pw,
-                        Duration::from_millis(100),
-                    )?;
-                    let blocked = probe.set(b"fo:fence-probe", b"1").is_err();
-                    if !blocked {
-                        return Err(
-                            "CLIENT PAUSE WRITE did not stop writes on the old Redis primary"
-                                .into(),
-                        );
-                    }
-                    out.push(format!(
-                        "Redis {} paused for writes (a probe write blocked), replica caught up to offset {want} in {} ms",
-                        self.addr(s.redis_old),
-                        t.elapsed().as_millis()
-                    ));
-                    // PostgreSQL: fast shutdown of the old primary (its WAL goes to the standby first).
-                    let t = Instant::now();
-                    self.pg_stop(s.pg_old, Signal::SIGINT)?;
+                    // Redis fence and PostgreSQL fast shutdown at the same time: neither store's
+                    // outage waits for the other's fence.
+                    let this: &Self = self;
+                    let (r, p) = std::thread::scope(|sc| {
+                        let pg = sc.spawn(|| {
+                            let t = Instant::now();
+                            this.pg_stop(s.pg_old, Signal::SIGINT).map(|()| t.elapsed())
+                        });
+                        let r = this.fence_redis_planned(s);
+                        (r, pg.join().unwrap_or_else(|_| Err("panicked".into())))
+                    });
+                    out.push(r?);
                     out.push(format!(
                         "PostgreSQL {} stopped (fast shutdown) in {} ms; it refuses connections",
                         self.addr(s.pg_old),
-                        t.elapsed().as_millis()
+                        p?.as_millis()
                     ));
                 } else {
                     out.push("no fencing: the old primaries keep accepting writes".into());
@@ -1009,6 +968,52 @@ impl<'a> Drill<'a> {
             ));
         }
         Ok(out.join("; "))
+    }
+
+    /// Planned fence of the Redis primary: `CLIENT PAUSE WRITE`, wait until the replica has every
+    /// byte, check that a write blocks.
+    fn fence_redis_planned(&self, s: Sides) -> std::result::Result<String, String> {
+        // Redis: pause writes, wait until the replica has every byte.
+        let mut c = redis_at(&self.addr(s.redis_old), &self.pw, CTL_TIMEOUT)?;
+        c.client_pause_write(15_000)
+            .map_err(|e| format!("CLIENT PAUSE: {e}"))?;
+        let want = c
+            .info("replication")
+            .ok()
+            .and_then(|i| info_get(&i, "master_repl_offset").and_then(|v| v.parse::<i64>().ok()))
+            .unwrap_or(0);
+        let end = self.deadline();
+        let t = Instant::now();
+        loop {
+            let have = redis_at(&self.addr(s.redis_new), &self.pw, CTL_TIMEOUT)
+                .ok()
+                .and_then(|mut r| r.info("replication").ok())
+                .and_then(|i| info_get(&i, "slave_repl_offset").and_then(|v| v.parse::<i64>().ok()))
+                .unwrap_or(-1);
+            if have >= want {
+                break;
+            }
+            if Instant::now() >= end {
+                return Err(format!(
+                    "the replica did not catch up: offset {have} < {want}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // Checked: a write on the old primary blocks (paused).
+        let mut probe = redis_at(&self.addr(s.redis_old), &self.pw, CTL_TIMEOUT)?;
+        probe
+            .set_timeout(Duration::from_millis(30))
+            .map_err(|e| e.to_string())?;
+        let blocked = probe.set(b"fo:fence-probe", b"1").is_err();
+        if !blocked {
+            return Err("CLIENT PAUSE WRITE did not stop writes on the old Redis primary".into());
+        }
+        Ok(format!(
+            "Redis {} paused for writes (a probe write blocked), replica caught up to offset {want} in {} ms",
+            self.addr(s.redis_old),
+            t.elapsed().as_millis()
+        ))
     }
 
     /// Signal the PostgreSQL postmaster of `kind` (SIGINT: fast, SIGQUIT: immediate, to its whole
