@@ -36,28 +36,8 @@ pub const DURATION_MEASURED: &str = "client_outage";
 /// `DATA_SYNC_LAG_SOURCE` of a lag counted by sequence numbers.
 pub const LAG_MEASURED: &str = "sequence";
 
-/// Status of a step, as the original spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepStatus {
-    /// Ran and succeeded.
-    Ok,
-    /// Not run (dry run).
-    SimulatedOk,
-    /// Ran and failed.
-    Failed,
-}
-
-impl StepStatus {
-    /// `ok`, `simulated_ok`, `failed`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepStatus::Ok => "ok",
-            StepStatus::SimulatedOk => "simulated_ok",
-            StepStatus::Failed => "failed",
-        }
-    }
-}
+/// Status of a step, as the original spells it (`ok`, `simulated_ok`, `failed`): the rollout's.
+pub use deploy_core::rollout::StepStatus;
 
 /// One step as recorded.
 #[derive(Debug, Clone)]
