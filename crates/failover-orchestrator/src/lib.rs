@@ -488,7 +488,9 @@ impl<'a> Drill<'a> {
             if status == StepStatus::Failed {
                 ev.failed_step = name.into();
                 ev.failure_reason = format!("step {name} failed: {detail}");
-                if name == "promote_standby" {
+                // After the fault or a fence, the old primaries must serve again: a failed
+                // promotion, or a demotion that stopped half way (paused, stopped, cut off).
+                if name == "promote_standby" || (name == "demote_primary" && self.t0.is_some()) {
                     match self.compensate() {
                         Ok(d) => {
                             ev.compensated = true;
