@@ -238,7 +238,7 @@ impl Topology {
             let mut last = String::new();
             for n in 1..=3 {
                 let m = self
-                    .redis(ServiceKind::Sentinel(n), &pw, Duration::from_millis(500))
+                    .redis(ServiceKind::Sentinel(n), &pw, Duration::from_secs(2))
                     .and_then(|mut c| {
                         c.cmd_str(&["SENTINEL", "MASTER", MASTER_NAME])
                             .map_err(|e| e.to_string())

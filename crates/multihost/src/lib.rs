@@ -380,7 +380,7 @@ fn execute(
             }
             topo.enter_client()?;
             if cli.action == Action::Status {
-                let states = topo.states(Duration::from_millis(500));
+                let states = topo.states(Duration::from_secs(2));
                 let (h, report) = topo.report(&states, &cli.project_name, &compose_label(cli));
                 *status_json = Some(serde_json::to_string_pretty(&report).unwrap_or_default());
                 steps.push(Step {
@@ -416,7 +416,7 @@ fn health_step(
 ) -> Result<()> {
     let t = Instant::now();
     let started = now_ns();
-    let states = topo.states(Duration::from_millis(500));
+    let states = topo.states(Duration::from_secs(2));
     let (h, report) = topo.report(&states, &cli.project_name, &compose_label(cli));
     let text = serde_json::to_string_pretty(&report).unwrap_or_default() + "\n";
     write_atomic(&cli.health_report, text.as_bytes())?;
