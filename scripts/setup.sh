@@ -17,6 +17,13 @@ declare -A pkgs=(
   [prometheus-node-exporter]=prometheus-node-exporter
   [prometheus-redis-exporter]=prometheus-redis-exporter
   [prometheus-postgres-exporter]=prometheus-postgres-exporter
+  # compose backend of the prod-like stacks (crates/compose-core): a private dockerd, compose v1,
+  # local base images from debootstrap, and the clients its test probes with
+  [dockerd]=docker.io
+  [docker-compose]=docker-compose
+  [debootstrap]=debootstrap
+  [redis-cli]=redis-tools
+  [psql]=postgresql-client
 )
 if [ "${1:-}" = bench ]; then pkgs[hyperfine]=hyperfine; fi
 for cmd in "${!pkgs[@]}"; do

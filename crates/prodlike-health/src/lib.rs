@@ -12,15 +12,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use compose_core::{Engine, EngineOptions, Project};
 use evidence_core::cli::{EXIT_STATUS_HELP, info, stdout_write};
+use evidence_core::duration::DurationParser;
 use evidence_core::io::Output;
-use evidence_core::process::{RunOptions, run_command};
 use evidence_core::provenance::Provenance;
 use evidence_core::{EvidenceError, Exit, Result, signals};
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 use stack_core::report::{
-    ORIGINAL_REQUIRED, Report, ReportContext, ServiceState, compose_rows, default_required, judge,
-    native_wait, render,
+    ORIGINAL_REQUIRED, Report, ReportContext, default_required, judge, native_wait, render,
 };
 use stack_core::stack::{Stack, StackConfig};
 
@@ -51,6 +51,10 @@ pub struct Cli {
     /// Compose project name.
     #[arg(long, default_value = "quant-hft-prodlike")]
     pub project_name: String,
+    /// Compose env file: passed to compose when it exists; its REDIS_PASSWORD and
+    /// TIMESCALE_PASSWORD are what the probes authenticate with.
+    #[arg(long, value_name = "PATH", default_value = "infra/env/prodlike.env")]
+    pub env_file: PathBuf,
     /// Docker binary (compose backend; giving it selects that backend).
     #[arg(long, value_name = "PATH")]
     pub docker_bin: Option<String>,
@@ -72,12 +76,12 @@ pub struct Cli {
     /// Run folder of the native stack.
     #[arg(long, value_name = "DIR", default_value = "runtime/prodlike")]
     pub run_dir: PathBuf,
-    /// Keep probing until healthy or this many seconds have passed (0: one round).
-    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
-    pub wait_timeout: f64,
-    /// Timeout of each connect/read of a probe, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 500)]
-    pub probe_timeout_ms: u64,
+    /// Keep probing until healthy or this long has passed (0: one round). `10`, `10s`, `500ms`.
+    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = DurationParser::secs())]
+    pub wait_timeout: Duration,
+    /// Timeout of each connect/read of a probe. `500`, `500ms`, `1s`.
+    #[arg(long, value_name = "DURATION", default_value = "500", value_parser = DurationParser::millis().min(Duration::from_millis(1)))]
+    pub probe_timeout_ms: Duration,
     /// Operator recorded in the provenance (default: $USER).
     #[arg(long)]
     pub operator: Option<String>,
@@ -121,11 +125,6 @@ fn split_list(s: &str) -> Vec<String> {
 
 /// Run the check.
 pub fn run(cli: Cli) -> Result<Exit> {
-    if !cli.wait_timeout.is_finite() || cli.wait_timeout < 0.0 {
-        return Err(EvidenceError::usage(
-            "--wait-timeout must be a non-negative number of seconds",
-        ));
-    }
     signals::install()?;
     let mut prov = Provenance::start(
         "prodlike-health",
@@ -134,7 +133,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         false,
     );
     let backend = backend_of(&cli);
-    let probe_timeout = Duration::from_millis(cli.probe_timeout_ms.max(1));
+    let probe_timeout = cli.probe_timeout_ms;
     let (report, verdict_ok, could_not_check) = match backend {
         Backend::Native => native(&cli, probe_timeout)?,
         Backend::Compose => compose(&cli)?,
@@ -208,7 +207,7 @@ fn native(cli: &Cli, probe_timeout: Duration) -> Result<(Report, bool, bool)> {
         &stack,
         password.as_deref(),
         &required,
-        Duration::from_secs_f64(cli.wait_timeout),
+        cli.wait_timeout,
         probe_timeout,
     );
     let ctx = ReportContext {
@@ -228,77 +227,58 @@ fn native(cli: &Cli, probe_timeout: Duration) -> Result<(Report, bool, bool)> {
 }
 
 fn compose(cli: &Cli) -> Result<(Report, bool, bool)> {
-    let required = cli
-        .required_services
-        .as_deref()
-        .map_or_else(|| split_list(ORIGINAL_REQUIRED), split_list);
+    let listed = cli.required_services.as_deref().map(split_list);
     let compose_file = cli
         .compose_file
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_COMPOSE_FILE));
-    let docker = cli.docker_bin.clone().unwrap_or_else(|| "docker".into());
     let mut ctx = ReportContext {
         backend: "compose".into(),
         attempts: 1,
         ..ReportContext::default()
     };
-    let (text, failed) = if cli.ps_json_file.is_empty() {
-        ctx.compose_file = compose_file.display().to_string();
-        ctx.project_name = cli.project_name.clone();
-        ctx.source = "compose_ps".into();
-        let mut cmd = std::process::Command::new(&docker);
-        cmd.arg("compose").arg("-f").arg(&compose_file).args([
-            "--project-name",
-            &cli.project_name,
-            "ps",
-            "-a",
-            "--format",
-            "json",
-        ]);
-        let t = std::time::Instant::now();
-        let res = match run_command(cmd, &RunOptions::default()) {
-            Ok(o) if o.success() => (o.stdout_tail, None),
-            Ok(o) => (
-                String::new(),
-                Some(
-                    format!("{}{}", o.stdout_tail, o.stderr_tail)
-                        .trim()
-                        .to_string(),
-                ),
-            ),
-            Err(e) => (String::new(), Some(e.to_string())),
-        };
-        ctx.check_wall_ms = t.elapsed().as_secs_f64() * 1e3;
-        res
-    } else {
-        // The original records compose_file/project_name even here, which misleads: left empty.
+    if !cli.ps_json_file.is_empty() {
+        // Judged as the original did; compose_file/project_name are left empty (the original
+        // recorded them here too, which misleads).
         ctx.source = "ps_json_file".into();
         let p = PathBuf::from(&cli.ps_json_file);
         let t = std::fs::read_to_string(&p).map_err(|e| EvidenceError::io("cannot read", &p, e))?;
-        (t, None)
-    };
-    if let Some(err) = failed {
-        ctx.command_error = err;
-        let v = judge(&[], &required, false, true);
-        let mut report = render(&[], &required, &v, &ctx);
-        report.insert("missing_services", json!([]));
-        return Ok((report, false, true));
+        let t0 = std::time::Instant::now();
+        let rows = compose_core::parse_ps_json(&t, &cli.ps_json_file)?;
+        let states = stack_core::compose::states_from_rows(&rows);
+        ctx.check_wall_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let required = listed.unwrap_or_else(|| split_list(ORIGINAL_REQUIRED));
+        let v = judge(&states, &required, false, false);
+        return Ok((render(&states, &required, &v, &ctx), v.healthy, false));
     }
-    let states: Vec<ServiceState> = compose_rows(&text).map_err(|e| {
-        EvidenceError::parse(
-            if cli.ps_json_file.is_empty() {
-                "compose ps output".to_string()
-            } else {
-                cli.ps_json_file.clone()
-            },
-            0,
-            "rows",
-            "docker compose ps JSON (array, object or NDJSON)",
-            e,
-        )
-    })?;
-    let v = judge(&states, &required, false, false);
-    Ok((render(&states, &required, &v, &ctx), v.healthy, false))
+    ctx.compose_file = compose_file.display().to_string();
+    ctx.project_name = cli.project_name.clone();
+    ctx.source = "compose_ps+probes".into();
+    let engine = Engine::external(&EngineOptions {
+        docker_bin: cli.docker_bin.as_ref().map(PathBuf::from),
+        ..EngineOptions::default()
+    });
+    let project = Project::new(
+        &engine,
+        &compose_file,
+        &cli.project_name,
+        Some(cli.env_file.clone()),
+    )?;
+    let creds = stack_core::compose::creds_from_env_file(Some(&cli.env_file))?;
+    let h = stack_core::compose::health(
+        &project,
+        listed,
+        &creds,
+        cli.wait_timeout,
+        cli.probe_timeout_ms,
+    )?;
+    ctx.attempts = h.attempts;
+    ctx.waited_seconds = h.waited.as_secs_f64();
+    ctx.check_wall_ms = h.wall.as_secs_f64() * 1e3;
+    let failed = h.command_error.is_some();
+    ctx.command_error = h.command_error.unwrap_or_default();
+    let report = render(&h.states, &h.required, &h.verdict, &ctx);
+    Ok((report, h.verdict.healthy, failed))
 }
 
 #[cfg(test)]

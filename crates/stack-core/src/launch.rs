@@ -100,6 +100,13 @@ fn check_traversable(dir: &Path) -> Result<()> {
 pub fn prepare(stack: &Stack) -> Result<String> {
     use ServiceKind::*;
     let run = &stack.run_dir;
+    let missing = crate::stack::missing_programs();
+    if !missing.is_empty() {
+        return Err(EvidenceError::failed(format!(
+            "not installed: {} (scripts/setup.sh installs them)",
+            missing.join(", ")
+        )));
+    }
     mkdir(run)?;
     chmod(run, 0o711)?;
     check_traversable(run)?;
@@ -324,6 +331,75 @@ pub fn ensure_pg_db(stack: &Stack, password: &str, timeout: Duration) -> Result<
     Ok(())
 }
 
+/// After a crash, `postmaster.pid` still names the dead postmaster. PostgreSQL refuses to start
+/// while that pid answers `kill(pid, 0)`, which a zombie (not yet reaped by PID 1) does, and
+/// while its children (each in its own session, so not in our process group) still hold the
+/// shared memory; they exit on their own within ~20 ms of the postmaster's death. Wait up to 5 s
+/// for the recorded pid to be gone or a zombie, and for no process to run in the data folder,
+/// then remove the file. A live postmaster is left alone (the start then fails with its message).
+fn clear_stale_postmaster_pid(data: &Path) -> Result<()> {
+    use evidence_core::supervisor::pid_alive;
+    let f = data.join("postmaster.pid");
+    let Ok(text) = fs::read_to_string(&f) else {
+        return Ok(());
+    };
+    let Some(pid) = text
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<u32>().ok())
+    else {
+        return Ok(());
+    };
+    let end = Instant::now() + Duration::from_secs(5);
+    let in_data = || {
+        fs::read_dir("/proc")
+            .ok()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .is_some_and(|p| {
+                        pid_alive(p)
+                            && fs::read_link(format!("/proc/{p}/cwd")).is_ok_and(|c| c == data)
+                    })
+            })
+    };
+    while pid_alive(pid) || in_data() {
+        if Instant::now() >= end {
+            return Ok(());
+        }
+        evidence_core::signals::sleep(Duration::from_millis(10))?;
+    }
+    let _ = fs::remove_file(&f);
+    Ok(())
+}
+
+/// The socket's `.lock` file names the postmaster too; a dead one's socket and lock are removed.
+fn clear_stale_socket_lock(sock: &Path) -> Result<()> {
+    let lock = sock.with_file_name(format!(
+        "{}.lock",
+        sock.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let Ok(text) = fs::read_to_string(&lock) else {
+        return Ok(());
+    };
+    let Some(pid) = text
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<u32>().ok())
+    else {
+        return Ok(());
+    };
+    if !evidence_core::supervisor::pid_alive(pid) {
+        let _ = fs::remove_file(&lock);
+        let _ = fs::remove_file(sock);
+    }
+    Ok(())
+}
+
 /// Start one service (unless it is already running); returns what runs.
 pub fn start(stack: &Stack, kind: ServiceKind, password: &str) -> Result<Running> {
     let sup = supervisor(stack, kind);
@@ -340,6 +416,13 @@ pub fn start(stack: &Stack, kind: ServiceKind, password: &str) -> Result<Running
              choose another --base-port",
             kind.name()
         )));
+    }
+    if kind.is_postgres() {
+        clear_stale_postmaster_pid(&stack.dir(kind))?;
+        let sock = stack
+            .pg_socket_dir()
+            .join(format!(".s.PGSQL.{}", stack.port(kind)));
+        clear_stale_socket_lock(&sock)?;
     }
     let v = argv(&spec);
     let tag = format!("{}:{}", spec.placement.listen, spec.port);
@@ -388,7 +471,7 @@ pub fn log_tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
-/// What [`up`] did for one service.
+/// What [`start_one`] did for one service.
 #[derive(Debug, Clone)]
 pub struct Started {
     /// The service.
@@ -397,40 +480,52 @@ pub struct Started {
     pub running: Running,
     /// False when it was already running.
     pub newly_started: bool,
-    /// Seconds from the start of `up` until it answered its readiness probe.
-    pub ready_after: Duration,
+    /// From the call until it answered its readiness probe.
+    pub took: Duration,
 }
 
-/// Prepare, then start every service in order, each waited for until ready (PostgreSQL: initdb,
-/// primary, database, basebackup, standby). Services already running are left as they are.
-pub fn up(stack: &Stack, deadline: Duration) -> Result<Vec<Started>> {
+/// Bring one service up: initialise PostgreSQL data first when needed (initdb on the primary;
+/// pg_basebackup from the running primary for the standby), start it unless it runs, wait for
+/// its readiness probe until `deadline`, and create the database on a fresh primary.
+pub fn start_one(
+    stack: &Stack,
+    kind: ServiceKind,
+    password: &str,
+    deadline: Instant,
+) -> Result<Started> {
     let t0 = Instant::now();
-    let end = t0 + deadline;
+    match kind {
+        ServiceKind::TimescalePrimary => {
+            init_pg_primary(stack, password)?;
+        }
+        ServiceKind::TimescaleReplica => {
+            init_pg_standby(stack, password)?;
+        }
+        _ => {}
+    }
+    let was = supervisor(stack, kind).running()?.is_some();
+    let running = start(stack, kind, password)?;
+    wait_ready(stack, kind, password, deadline)?;
+    if kind == ServiceKind::TimescalePrimary {
+        ensure_pg_db(stack, password, Duration::from_secs(2))?;
+    }
+    Ok(Started {
+        kind,
+        running,
+        newly_started: !was,
+        took: t0.elapsed(),
+    })
+}
+
+/// Prepare, then [`start_one`] every service in order. Services already running are left as
+/// they are. Stops at the first failure (what started keeps running: call [`down`]).
+pub fn up(stack: &Stack, deadline: Duration) -> Result<Vec<Started>> {
+    let end = Instant::now() + deadline;
     let pw = prepare(stack)?;
     let mut out = Vec::new();
     for kind in stack.kinds() {
         evidence_core::signals::check()?;
-        match kind {
-            ServiceKind::TimescalePrimary => {
-                init_pg_primary(stack, &pw)?;
-            }
-            ServiceKind::TimescaleReplica => {
-                init_pg_standby(stack, &pw)?;
-            }
-            _ => {}
-        }
-        let was = supervisor(stack, kind).running()?.is_some();
-        let running = start(stack, kind, &pw)?;
-        wait_ready(stack, kind, &pw, end)?;
-        if kind == ServiceKind::TimescalePrimary {
-            ensure_pg_db(stack, &pw, Duration::from_secs(2))?;
-        }
-        out.push(Started {
-            kind,
-            running,
-            newly_started: !was,
-            ready_after: t0.elapsed(),
-        });
+        out.push(start_one(stack, kind, &pw, end)?);
     }
     Ok(out)
 }
@@ -444,6 +539,23 @@ pub struct StoppedService {
     pub how: Stopped,
 }
 
+/// Stop one service: PostgreSQL first gets SIGINT (fast shutdown: it disconnects clients, where
+/// SIGTERM's smart shutdown would wait for them); then SIGTERM to the process group, SIGKILL
+/// after `grace` (evidence-core's supervisor). A crashed service's pid file is removed.
+pub fn stop(stack: &Stack, kind: ServiceKind, grace: Duration) -> Result<Stopped> {
+    let sup = supervisor(stack, kind);
+    if kind.is_postgres()
+        && let Some(r) = sup.running()?
+        && let Ok(pid) = i32::try_from(r.pid)
+    {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGINT,
+        );
+    }
+    sup.stop(grace)
+}
+
 /// Stop every service in reverse order (SIGTERM, SIGKILL after `grace`); pid files of crashed
 /// services are removed. Returns what was stopped.
 pub fn down(stack: &Stack, grace: Duration) -> Result<Vec<StoppedService>> {
@@ -451,20 +563,23 @@ pub fn down(stack: &Stack, grace: Duration) -> Result<Vec<StoppedService>> {
     let mut kinds = ServiceKind::all();
     kinds.reverse();
     for kind in kinds {
-        let sup = supervisor(stack, kind);
-        let how = sup.stop(grace)?;
+        let how = stop(stack, kind, grace)?;
         out.push(StoppedService { kind, how });
     }
     Ok(out)
 }
 
-/// Remove the run folder's data (after [`down`]): everything but the folder itself.
-pub fn purge(stack: &Stack) -> Result<()> {
+/// Remove the run folder's data (after [`down`]): everything but the folder itself and the
+/// files named in `keep` (e.g. a lock file held by the caller).
+pub fn purge(stack: &Stack, keep: &[&str]) -> Result<()> {
     let run = &stack.run_dir;
     let Ok(rd) = fs::read_dir(run) else {
         return Ok(());
     };
     for e in rd.flatten() {
+        if keep.iter().any(|k| e.file_name() == *k) {
+            continue;
+        }
         let p: PathBuf = e.path();
         let r = if p.is_dir() {
             fs::remove_dir_all(&p)

@@ -5,6 +5,7 @@
 //! - [`pg`]: a synchronous PostgreSQL client (SCRAM-SHA-256, simple queries) with timeouts;
 //! - [`secret`]: the stack's generated password in a 0600 file;
 //! - [`stack`]: services, ports, placements (listen address + command prefix), config rendering;
+//! - [`compose`]: the compose backend's health (compose-core rows + the same probes on published ports);
 //! - [`launch`]: prepare the run folder, initdb/basebackup, start/stop services with pid and log
 //!   files (evidence-core's supervisor), `up`/`down`/`purge`;
 //! - [`probe`]: readiness and health probes that record what was asked and what was answered;
@@ -12,6 +13,7 @@
 //! - [`webhook`]: the local Alertmanager webhook receiver (appends each notification as JSONL).
 #![warn(missing_docs)]
 
+pub mod compose;
 pub mod launch;
 pub mod pg;
 pub mod probe;

@@ -394,7 +394,7 @@ impl Scram {
         if !nonce.starts_with(&self.client_nonce) || iters == 0 {
             return Err(bad());
         }
-        self.salted = pbkdf2_sha256(self.password.as_bytes(), &salt, iters);
+        self.salted = salted_password(&self.password, &salt, iters);
         let without_proof = format!("c=biws,r={nonce}");
         self.auth_message = format!(
             "{},{server_first},{without_proof}",
@@ -427,6 +427,31 @@ impl Scram {
             ))
         }
     }
+}
+
+/// `Hi(password, salt, i)`, remembered per process: a role's salt and iteration count stay the
+/// same across connections, and 4096 rounds of PBKDF2 dominate a health probe's connect time.
+fn salted_password(password: &str, salt: &[u8], iters: u32) -> [u8; 32] {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    type Key = ([u8; 32], Vec<u8>, u32);
+    static CACHE: Mutex<Option<HashMap<Key, [u8; 32]>>> = Mutex::new(None);
+    // Keyed by a hash of the password, never the password itself.
+    let key: Key = (
+        Sha256::digest(password.as_bytes()).into(),
+        salt.to_vec(),
+        iters,
+    );
+    let mut g = CACHE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let map = g.get_or_insert_with(HashMap::new);
+    if let Some(v) = map.get(&key) {
+        return *v;
+    }
+    let v = pbkdf2_sha256(password.as_bytes(), salt, iters);
+    map.insert(key, v);
+    v
 }
 
 /// HMAC-SHA-256 (RFC 2104).

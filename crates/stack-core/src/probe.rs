@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value as Json, json};
 
 use crate::pg::{PgClient, PgConfig};
-use crate::redis::{RedisClient, info_get};
+use crate::redis::{RedisClient, RedisError, info_get};
 use crate::stack::{MASTER_NAME, PG_DB, PG_USER, ServiceKind, Stack};
 
 /// One probe of one service.
@@ -60,6 +60,32 @@ impl Probe {
     }
 }
 
+/// The passwords the probes use: one per stack natively, Redis and PostgreSQL apart with compose.
+#[derive(Clone)]
+pub struct Creds {
+    /// Redis and Sentinel `AUTH` password.
+    pub redis: String,
+    /// PostgreSQL password of `quant_hft`.
+    pub pg: String,
+}
+
+impl std::fmt::Debug for Creds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Creds(<hidden>)")
+    }
+}
+
+impl Creds {
+    /// The same password for both (the native stack).
+    #[must_use]
+    pub fn same(pw: &str) -> Self {
+        Creds {
+            redis: pw.to_string(),
+            pg: pw.to_string(),
+        }
+    }
+}
+
 /// A PostgreSQL config for `kind` of `stack` as `quant_hft` on database `db`.
 #[must_use]
 pub fn pg_config(
@@ -74,9 +100,15 @@ pub fn pg_config(
         .timeout(timeout)
 }
 
-fn redis(stack: &Stack, kind: ServiceKind, pw: &str, t: Duration) -> Result<RedisClient, String> {
+fn redis(stack: &Stack, kind: ServiceKind, pw: &Creds, t: Duration) -> Result<RedisClient, String> {
     let mut c = RedisClient::connect(&stack.addr(kind), t).map_err(|e| e.to_string())?;
-    c.auth(Some(pw)).map_err(|e| e.to_string())?;
+    match c.auth(Some(&pw.redis)) {
+        Ok(()) => {}
+        // A server without a password (e.g. sentinels in a compose file) refuses AUTH: go on
+        // unauthenticated, as a client would.
+        Err(RedisError::Server(e)) if e.contains("without any password configured") => {}
+        Err(e) => return Err(e.to_string()),
+    }
     Ok(c)
 }
 
@@ -91,9 +123,15 @@ fn timed(f: impl FnOnce() -> Probe) -> Probe {
 /// `PING`, PostgreSQL `SELECT 1`, HTTP `/-/ready` or `/metrics` answering 200.
 #[must_use]
 pub fn ready(stack: &Stack, kind: ServiceKind, pw: &str, t: Duration) -> Probe {
+    ready_with(stack, kind, &Creds::same(pw), t)
+}
+
+/// [`ready`] with separate passwords.
+#[must_use]
+pub fn ready_with(stack: &Stack, kind: ServiceKind, pw: &Creds, t: Duration) -> Probe {
     use ServiceKind::*;
     match kind {
-        RedisReplica | TimescaleReplica => health_one(stack, kind, pw, t, None),
+        RedisReplica | TimescaleReplica => health_one_with(stack, kind, pw, t, None),
         RedisPrimary | Sentinel(_) => timed(|| {
             let p = Probe::new(kind, format!("redis PING at {}", stack.addr(kind)));
             match redis(stack, kind, pw, t).and_then(|mut c| c.ping().map_err(|e| e.to_string())) {
@@ -103,7 +141,7 @@ pub fn ready(stack: &Stack, kind: ServiceKind, pw: &str, t: Duration) -> Probe {
         }),
         TimescalePrimary => timed(|| {
             let p = Probe::new(kind, format!("postgres SELECT 1 at {}", stack.addr(kind)));
-            match PgClient::connect(&pg_config(stack, kind, pw, t, "postgres"))
+            match PgClient::connect(&pg_config(stack, kind, &pw.pg, t, "postgres"))
                 .and_then(|mut c| c.query_value("SELECT 1"))
             {
                 Ok(v) => p.pass(format!("SELECT 1 -> {}", v.unwrap_or_default())),
@@ -134,6 +172,12 @@ fn http_probe(stack: &Stack, kind: ServiceKind, path: &str, t: Duration) -> Prob
 /// `master` (the primary's address when neither answers).
 #[must_use]
 pub fn redis_actual_primary(stack: &Stack, pw: &str, t: Duration) -> Option<String> {
+    redis_actual_primary_with(stack, &Creds::same(pw), t)
+}
+
+/// [`redis_actual_primary`] with separate passwords.
+#[must_use]
+pub fn redis_actual_primary_with(stack: &Stack, pw: &Creds, t: Duration) -> Option<String> {
     for k in [ServiceKind::RedisPrimary, ServiceKind::RedisReplica] {
         if let Ok(mut c) = redis(stack, k, pw, t)
             && let Ok((role, _)) = c.role()
@@ -155,17 +199,29 @@ pub fn health_one(
     t: Duration,
     primary: Option<&str>,
 ) -> Probe {
+    health_one_with(stack, kind, &Creds::same(pw), t, primary)
+}
+
+/// [`health_one`] with separate passwords.
+#[must_use]
+pub fn health_one_with(
+    stack: &Stack,
+    kind: ServiceKind,
+    pw: &Creds,
+    t: Duration,
+    primary: Option<&str>,
+) -> Probe {
     use ServiceKind::*;
     timed(|| match kind {
         RedisPrimary | RedisReplica => redis_data(stack, kind, pw, t),
         Sentinel(_) => sentinel(stack, kind, pw, t, primary),
         TimescalePrimary | TimescaleReplica => postgres(stack, kind, pw, t),
         Prometheus => prometheus(stack, t),
-        _ => ready(stack, kind, pw, t),
+        _ => ready_with(stack, kind, pw, t),
     })
 }
 
-fn redis_data(stack: &Stack, kind: ServiceKind, pw: &str, t: Duration) -> Probe {
+fn redis_data(stack: &Stack, kind: ServiceKind, pw: &Creds, t: Duration) -> Probe {
     let want = if kind == ServiceKind::RedisPrimary {
         "master"
     } else {
@@ -235,7 +291,7 @@ fn redis_data(stack: &Stack, kind: ServiceKind, pw: &str, t: Duration) -> Probe 
 fn sentinel(
     stack: &Stack,
     kind: ServiceKind,
-    pw: &str,
+    pw: &Creds,
     t: Duration,
     primary: Option<&str>,
 ) -> Probe {
@@ -274,7 +330,7 @@ fn sentinel(
     }
 }
 
-fn postgres(stack: &Stack, kind: ServiceKind, pw: &str, t: Duration) -> Probe {
+fn postgres(stack: &Stack, kind: ServiceKind, pw: &Creds, t: Duration) -> Probe {
     let standby = kind == ServiceKind::TimescaleReplica;
     let mut p = Probe::new(
         kind,
@@ -288,7 +344,7 @@ fn postgres(stack: &Stack, kind: ServiceKind, pw: &str, t: Duration) -> Probe {
             stack.addr(kind)
         ),
     );
-    let mut c = match PgClient::connect(&pg_config(stack, kind, pw, t, PG_DB)) {
+    let mut c = match PgClient::connect(&pg_config(stack, kind, &pw.pg, t, PG_DB)) {
         Ok(c) => c,
         Err(e) => return p.fail(e.to_string()),
     };
@@ -312,7 +368,7 @@ fn postgres(stack: &Stack, kind: ServiceKind, pw: &str, t: Duration) -> Probe {
     let rows = PgClient::connect(&pg_config(
         stack,
         ServiceKind::TimescalePrimary,
-        pw,
+        &pw.pg,
         t,
         PG_DB,
     ))
@@ -326,9 +382,12 @@ fn postgres(stack: &Stack, kind: ServiceKind, pw: &str, t: Duration) -> Probe {
     });
     match rows {
         Ok(rows) if standby => {
+            // Ours sets application_name=timescale-replica; another setup's standby (compose)
+            // may not: then the only standby the primary streams to is this one.
             let me = rows
                 .iter()
-                .find(|r| r.first().cloned().flatten().as_deref() == Some("timescale-replica"));
+                .find(|r| r.first().cloned().flatten().as_deref() == Some("timescale-replica"))
+                .or_else(|| (rows.len() == 1).then(|| &rows[0]));
             match me {
                 Some(r) => {
                     let state = r.get(1).cloned().flatten().unwrap_or_default();
@@ -427,14 +486,23 @@ fn prometheus(stack: &Stack, t: Duration) -> Probe {
 pub fn health(stack: &Stack, pw: &str, t: Duration) -> Vec<Probe> {
     let primary =
         redis_actual_primary(stack, pw, t).unwrap_or_else(|| stack.addr(ServiceKind::RedisPrimary));
-    let kinds = stack.kinds();
+    health_with(stack, &stack.kinds(), &Creds::same(pw), t, Some(&primary))
+}
+
+/// Probe `kinds` of `stack` at once (one thread each), in that order. `primary`: the address every
+/// sentinel must name (`None`: not compared, e.g. sentinels that see container addresses).
+#[must_use]
+pub fn health_with(
+    stack: &Stack,
+    kinds: &[ServiceKind],
+    pw: &Creds,
+    t: Duration,
+    primary: Option<&str>,
+) -> Vec<Probe> {
     std::thread::scope(|s| {
         let hs: Vec<_> = kinds
             .iter()
-            .map(|k| {
-                let primary = primary.as_str();
-                s.spawn(move || health_one(stack, *k, pw, t, Some(primary)))
-            })
+            .map(|k| s.spawn(move || health_one_with(stack, *k, pw, t, primary)))
             .collect();
         hs.into_iter()
             .zip(kinds.iter())

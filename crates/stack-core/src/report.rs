@@ -125,11 +125,27 @@ pub fn judge(
     native: bool,
     command_failed: bool,
 ) -> Verdict {
+    let np: Vec<String> = if native {
+        NOT_PROVIDED.iter().map(|s| (*s).to_string()).collect()
+    } else {
+        Vec::new()
+    };
+    judge_with(states, required, &np, command_failed)
+}
+
+/// [`judge`] with an explicit list of required names the backend cannot provide.
+#[must_use]
+pub fn judge_with(
+    states: &[ServiceState],
+    required: &[String],
+    not_provided_names: &[String],
+    command_failed: bool,
+) -> Verdict {
     let mut missing = Vec::new();
     let mut unhealthy = Vec::new();
     let mut not_provided = Vec::new();
     for r in expand_names(required) {
-        if native && NOT_PROVIDED.contains(&r.as_str()) {
+        if not_provided_names.contains(&r) {
             not_provided.push(r);
             continue;
         }
@@ -313,98 +329,27 @@ pub fn native_wait(
     }
 }
 
-/// Parse `docker compose ps --format json` output as the original did (§1.7): a JSON array or
-/// object, else NDJSON; non-objects dropped; service from `Service|service|Name|name`, state
-/// from `State|state|Status|status` (lower-cased), health from `Health|health` (lower-cased);
-/// healthy when state is `running` or `up` and health is empty or `healthy`. Later rows with
-/// the same service overwrite earlier ones.
-pub fn compose_rows(text: &str) -> std::result::Result<Vec<ServiceState>, String> {
-    let items: Vec<Json> = match serde_json::from_str::<Json>(text) {
-        Ok(Json::Array(a)) => a,
-        Ok(v) => vec![v],
-        Err(_) => {
-            let mut v = Vec::new();
-            for (i, l) in text.lines().enumerate() {
-                if l.trim().is_empty() {
-                    continue;
-                }
-                v.push(
-                    serde_json::from_str(l)
-                        .map_err(|e| format!("line {}: not JSON: {e}", i + 1))?,
-                );
-            }
-            v
-        }
-    };
-    let pick = |o: &Map<String, Json>, keys: &[&str]| -> String {
-        keys.iter()
-            .find_map(|k| o.get(*k).and_then(Json::as_str))
-            .unwrap_or_default()
-            .to_string()
-    };
-    let mut out: Vec<ServiceState> = Vec::new();
-    for it in items {
-        let Json::Object(o) = it else { continue };
-        let service = pick(&o, &["Service", "service", "Name", "name"]);
-        let state = pick(&o, &["State", "state", "Status", "status"]).to_lowercase();
-        let health = pick(&o, &["Health", "health"]).to_lowercase();
-        let ok =
-            (state == "running" || state == "up") && (health.is_empty() || health == "healthy");
-        let s = ServiceState {
-            service: service.clone(),
-            state,
-            health: if ok && health.is_empty() {
-                String::new()
-            } else {
-                health
-            },
-            probe: None,
-            pid: None,
-        };
-        let s = ServiceState {
-            health: if ok {
-                "healthy".into()
-            } else if s.health.is_empty() {
-                "unhealthy".into()
-            } else {
-                s.health
-            },
-            ..s
-        };
-        if let Some(slot) = out.iter_mut().find(|x| x.service == service) {
-            *slot = s;
-        } else {
-            out.push(s);
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn compose_rows_as_the_original() {
-        let rows = compose_rows(
+        let rows = compose_core::parse_ps_json(
             r#"[{"Service":"redis-primary","State":"running","Health":"healthy"},
                 {"Service":"prometheus","State":"running","Health":""},
                 {"Service":"timescale-primary","State":"running","Health":"starting"},
                 {"Name":"c1","Status":"Up 2 minutes"}, 3]"#,
+            "t",
         )
         .unwrap();
+        let rows = crate::compose::states_from_rows(&rows);
         assert_eq!(rows.len(), 4);
         let req: Vec<String> = ORIGINAL_REQUIRED.split(',').map(String::from).collect();
         let v = judge(&rows, &req, false, false);
         assert_eq!(v.missing, ["grafana", "minio"]);
         assert_eq!(v.unhealthy, ["timescale-primary"]);
         assert_eq!(v.classification, "missing_and_unhealthy");
-        let nd = compose_rows(
-            "{\"Service\":\"a\",\"State\":\"running\"}\n{\"Service\":\"b\",\"State\":\"exited\"}\n",
-        )
-        .unwrap();
-        assert_eq!(nd.len(), 2);
-        assert!(compose_rows("{nope").is_err());
         // Natively, grafana and minio are not provided rather than missing.
         let v = judge(&rows, &req, true, false);
         assert_eq!(v.not_provided, ["grafana", "minio"]);

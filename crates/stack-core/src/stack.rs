@@ -79,18 +79,20 @@ impl ServiceKind {
         vec![
             RedisPrimary,
             RedisReplica,
-            TimescalePrimary,
-            TimescaleReplica,
             Sentinel(1),
             Sentinel(2),
             Sentinel(3),
-            NodeExporter,
-            RedisExporter,
-            PgExporterPrimary,
-            PgExporterReplica,
+            // Prometheus early: its first target discovery takes ~5 s whatever we do, so it
+            // overlaps PostgreSQL's initdb and base backup.
             AlertWebhook,
             Alertmanager,
+            NodeExporter,
+            RedisExporter,
             Prometheus,
+            TimescalePrimary,
+            TimescaleReplica,
+            PgExporterPrimary,
+            PgExporterReplica,
         ]
     }
 
@@ -195,6 +197,10 @@ pub struct StackConfig {
     /// Per-service placement by service name.
     #[serde(default)]
     pub placements: BTreeMap<String, Placement>,
+    /// Per-service port overrides by service name (e.g. ports a compose engine published);
+    /// others are `base_port + offset`.
+    #[serde(default)]
+    pub ports: BTreeMap<String, u16>,
     /// Program and leading arguments of the webhook receiver; the launcher appends
     /// `<listen:port> <alerts.jsonl>`. Empty: the webhook service is not part of the stack.
     #[serde(default)]
@@ -207,6 +213,7 @@ impl Default for StackConfig {
             base_port: DEFAULT_BASE_PORT,
             default: Placement::default(),
             placements: BTreeMap::new(),
+            ports: BTreeMap::new(),
             webhook_cmd: Vec::new(),
         }
     }
@@ -243,11 +250,13 @@ pub struct ServiceSpec {
 }
 
 impl Stack {
-    /// A stack in `run_dir` laid out by `config`.
+    /// A stack in `run_dir` laid out by `config`. A relative `run_dir` is made absolute (the
+    /// servers run in other working directories and are given paths inside it).
     #[must_use]
     pub fn new(run_dir: impl Into<PathBuf>, config: StackConfig) -> Self {
+        let run_dir: PathBuf = run_dir.into();
         Stack {
-            run_dir: run_dir.into(),
+            run_dir: std::path::absolute(&run_dir).unwrap_or(run_dir),
             config,
         }
     }
@@ -301,7 +310,11 @@ impl Stack {
     /// Port of `kind`.
     #[must_use]
     pub fn port(&self, kind: ServiceKind) -> u16 {
-        self.config.base_port.saturating_add(kind.port_offset())
+        self.config
+            .ports
+            .get(&kind.name())
+            .copied()
+            .unwrap_or_else(|| self.config.base_port.saturating_add(kind.port_offset()))
     }
 
     /// `listen:port` of `kind`.
@@ -466,6 +479,28 @@ impl Stack {
             run_as,
         }
     }
+}
+
+/// Programs the native stack needs that are not installed (scripts/setup.sh installs them).
+#[must_use]
+pub fn missing_programs() -> Vec<String> {
+    [
+        "/usr/bin/redis-server",
+        "/usr/bin/redis-sentinel",
+        "/usr/bin/prometheus",
+        "/usr/bin/prometheus-alertmanager",
+        "/usr/bin/prometheus-node-exporter",
+        "/usr/bin/prometheus-redis-exporter",
+        "/usr/bin/prometheus-postgres-exporter",
+        "/usr/lib/postgresql/15/bin/postgres",
+        "/usr/lib/postgresql/15/bin/initdb",
+        "/usr/lib/postgresql/15/bin/pg_basebackup",
+        "/usr/bin/setpriv",
+    ]
+    .into_iter()
+    .filter(|p| !Path::new(p).exists())
+    .map(String::from)
+    .collect()
 }
 
 /// The `-c name=value` flags a PostgreSQL server of the stack runs with.

@@ -9,19 +9,7 @@ use stack_core::stack::{ServiceKind, Stack, StackConfig};
 
 fn can_run(test: &str) -> bool {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let missing: Vec<&str> = [
-        "/usr/bin/redis-server",
-        "/usr/bin/redis-sentinel",
-        "/usr/bin/prometheus",
-        "/usr/bin/prometheus-alertmanager",
-        "/usr/bin/prometheus-node-exporter",
-        "/usr/bin/prometheus-redis-exporter",
-        "/usr/bin/prometheus-postgres-exporter",
-        "/usr/lib/postgresql/15/bin/postgres",
-    ]
-    .into_iter()
-    .filter(|p| !std::path::Path::new(p).exists())
-    .collect();
+    let missing = stack_core::stack::missing_programs();
     let reason = if !test_support::is_root() {
         "needs root (PostgreSQL runs as the postgres user through setpriv)".to_string()
     } else if !missing.is_empty() {
