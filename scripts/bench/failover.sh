@@ -27,7 +27,7 @@ for mode in $MODES; do
     mh --action up --execute >/dev/null 2>"$work/up.err" || { cat "$work/up.err" >&2; exit 2; }
     ev="$work/$mode-$i.env"
     $B/failover-orchestrator --env-config configs/deploy/environments/prodlike_multi_host.yaml \
-      --inventory "$inv" --lock-dir "$work/locks" --mode "$mode" --execute --output-file "$ev" >/dev/null 2>"$work/drill.err" \
+      --inventory "$inv" --lock-file "$work/locks/multihost.lock" --mode "$mode" --execute --output-file "$ev" >/dev/null 2>"$work/drill.err" \
       || { echo "failover $mode run $i failed:" >&2; tail -3 "$work/drill.err" >&2; fail=1; }
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(val REDIS_OUTAGE_SECONDS "$ev")" "$(val PG_OUTAGE_SECONDS "$ev")" \
       "$(val PG_PROMOTION_SECONDS "$ev")" "$(val REDIS_LOST_REPLICATED "$ev")" "$(val PG_LOST_REPLICATED "$ev")" \

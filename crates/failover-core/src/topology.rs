@@ -280,7 +280,7 @@ impl Topology {
         if self.backend == Backend::Netns {
             netns::down(&self.inv)?;
         }
-        launch::purge(&self.stack)
+        launch::purge(&self.stack, &[])
     }
 
     /// The live state of every service (one thread each).

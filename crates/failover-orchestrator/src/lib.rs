@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use clap::{CommandFactory as _, Parser, ValueEnum};
 use evidence_core::cli::{EXIT_STATUS_HELP, info, stdout_write, warn};
-use evidence_core::io::Output;
+use evidence_core::drill::{Drill as DrillRun, DrillArgs, DrillDefaults};
 use evidence_core::lock::LockFile;
 use evidence_core::process::{RunOptions, run_shell, signal_group};
 use evidence_core::provenance::Provenance;
@@ -59,19 +59,11 @@ pub struct Cli {
     /// Failover env-config YAML (the original's keys; `inventory:`; `*_cmd` keys run your own steps).
     #[arg(long, value_name = "PATH")]
     pub env_config: PathBuf,
-    /// Where to write the evidence (`-` for stdout).
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "docs/results/failover_result.env"
-    )]
-    pub output_file: Output,
-    /// Run for real (default: dry run).
-    #[arg(long)]
-    pub execute: bool,
-    /// Dry run (the default; the original's flag).
-    #[arg(long, conflicts_with = "execute")]
-    pub dry_run: bool,
+    /// The shared drill flags: --execute/--dry-run, --operator, --drill-id, --results-dir,
+    /// --output-file (default docs/results/failover_result.env), --lock-file (default
+    /// runtime/locks/multihost.lock, shared with multihost: one run at a time).
+    #[command(flatten)]
+    pub drill: DrillArgs,
     /// planned (switchover), unplanned (SIGKILL of every process on the primary's host), partition
     /// (the primary's host cut off by firewall rules inside its namespace, healed afterwards).
     #[arg(long, value_enum, default_value_t = Mode::Planned)]
@@ -105,12 +97,6 @@ pub struct Cli {
     /// Deadline of each step, seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub step_timeout: u64,
-    /// Operator recorded in the provenance (default: $USER).
-    #[arg(long)]
-    pub operator: Option<String>,
-    /// Folder of the lock file.
-    #[arg(long, value_name = "DIR", default_value = "runtime/locks")]
-    pub lock_dir: PathBuf,
     /// The session guard (applies when a host is not on this machine: the ssh backend).
     #[command(flatten)]
     pub guard: GuardArgs,
@@ -137,6 +123,13 @@ impl Mode {
     }
 }
 
+const DEFAULTS: DrillDefaults = DrillDefaults {
+    tool: "failover-orchestrator",
+    id_prefix: "failover",
+    output_name: "failover_result.env",
+    lock_name: "multihost.lock",
+};
+
 const CLIENT_TIMEOUT: Duration = Duration::from_millis(200);
 /// Control-plane calls (not the measured clients): generous, a loaded host answers late.
 const CTL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -155,11 +148,12 @@ pub fn run(cli: Cli) -> Result<Exit> {
             cfg.path.display()
         ));
     }
-    let dry = !cli.execute;
+    let run = cli.drill.resolve(&DEFAULTS)?;
+    let dry = run.dry_run();
     let mut prov = Provenance::start(
         "failover-orchestrator",
         env!("CARGO_PKG_VERSION"),
-        cli.operator.as_deref(),
+        Some(run.operator.as_str()),
         dry,
     );
     prov.config_sha256 = cfg.sha256.clone();
@@ -210,10 +204,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Exit::Pass
     } else if cfg.has_commands() {
         signals::install()?;
-        let _lock = LockFile::acquire(
-            &cli.lock_dir.join("multihost.lock"),
-            "a multihost or failover run",
-        )?;
+        let _lock = LockFile::acquire(&run.lock_file, "a multihost or failover run")?;
         run_commands(&cfg, &cli, &mut ev)?
     } else {
         signals::install()?;
@@ -244,17 +235,14 @@ pub fn run(cli: Cli) -> Result<Exit> {
             .map_err(EvidenceError::from)?;
         info(&outcome.reason);
         ev.session_guard = outcome.status.as_str().into();
-        let _lock = LockFile::acquire(
-            &cli.lock_dir.join("multihost.lock"),
-            "a multihost or failover run",
-        )?;
+        let _lock = LockFile::acquire(&run.lock_file, "a multihost or failover run")?;
         let topo = Topology::new(inv, backend);
-        let mut d = Drill::new(&cli, topo)?;
+        let mut d = Drill::new(&cli, topo, &run)?;
         d.run(&mut ev)?
     };
     ev.provenance.finish();
-    cli.output_file.write_all(ev.render().as_bytes())?;
-    if let Some(p) = cli.output_file.path() {
+    run.output.write_all(ev.render().as_bytes())?;
+    if let Some(p) = run.output.path() {
         stdout_write(&format!("{}\n", p.display()))?;
     }
     info(&format!(
@@ -392,14 +380,14 @@ struct Drill<'a> {
 }
 
 impl<'a> Drill<'a> {
-    fn new(cli: &'a Cli, topo: Topology) -> Result<Self> {
+    fn new(cli: &'a Cli, topo: Topology, run: &DrillRun) -> Result<Self> {
         let pw = topo.password()?;
         Ok(Drill {
             cli,
             topo,
             pw,
             sides: None,
-            drill_id: format!("{:x}", now_ns()),
+            drill_id: run.id.as_str().to_string(),
             old_host: String::new(),
             writers: Vec::new(),
             t0: None,

@@ -98,13 +98,13 @@ impl Hosts {
 
     fn drill(&self, args: &[&str]) -> test_support::Run {
         let out = self.evidence();
-        let locks = self.dir.path().join("locks");
+        let locks = self.dir.path().join("locks/multihost.lock");
         let mut a = vec![
             "--env-config",
             self.env_config.to_str().unwrap(),
             "--output-file",
             out.to_str().unwrap(),
-            "--lock-dir",
+            "--lock-file",
             locks.to_str().unwrap(),
             "--execute",
         ];
@@ -309,11 +309,11 @@ fn dry_run_records_simulated_steps_that_verify_rejects() {
 fn command_steps_run_and_are_timed() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("f.env");
-    let locks = dir.path().join("locks");
+    let locks = dir.path().join("locks/multihost.lock");
     let base = [
         "--output-file",
         out.to_str().unwrap(),
-        "--lock-dir",
+        "--lock-file",
         locks.to_str().unwrap(),
         "--execute",
         "--session-at",
@@ -350,7 +350,7 @@ fn command_steps_run_and_are_timed() {
             &cfg,
             "--output-file",
             out.to_str().unwrap(),
-            "--lock-dir",
+            "--lock-file",
             locks.to_str().unwrap(),
             "--execute",
             "--session-at",
@@ -367,11 +367,11 @@ fn command_steps_run_and_are_timed() {
 fn bad_input_and_usage() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("f.env");
-    let locks = dir.path().join("locks");
+    let locks = dir.path().join("locks/multihost.lock");
     let base = [
         "--output-file",
         out.to_str().unwrap(),
-        "--lock-dir",
+        "--lock-file",
         locks.to_str().unwrap(),
         "--execute",
     ];
