@@ -14,6 +14,7 @@ use serde_json::{Map, Value as Json, json};
 use stack_core::launch;
 use stack_core::pg::{PgClient, PgConfig};
 use stack_core::redis::RedisClient;
+use stack_core::report::Report;
 use stack_core::stack::{MASTER_NAME, PG_DB, PG_USER, Placement, ServiceKind, Stack, StackConfig};
 
 use crate::inventory::{Backend, Inventory};
@@ -371,7 +372,7 @@ impl Topology {
         states: &[ServiceState],
         project: &str,
         compose_file: &str,
-    ) -> (bool, Json) {
+    ) -> (bool, Report) {
         let required: Vec<String> = KINDS.iter().map(|k| k.name()).collect();
         let missing: Vec<String> = states
             .iter()
@@ -452,21 +453,27 @@ impl Topology {
                 json!({"role": role, "status": status, "address": h.address.to_string(), "services": services}),
             );
         }
-        let report = json!({
-            "generated_ts_ns": evidence_core::time::now_ns(),
-            "healthy": healthy,
-            "classification": classification,
-            "required_services": required,
-            "missing_services": missing,
-            "unhealthy_services": unhealthy.iter().map(|s| row(s)).collect::<Vec<_>>(),
-            "service_rows": states.iter().map(row).collect::<Vec<_>>(),
-            "host_summary": hosts,
-            "compose_file": compose_file,
-            "project_name": project,
-            "command_error": problems.join("; "),
-            "backend": self.backend.as_str(),
-            "inventory": self.inv.path.display().to_string(),
-        });
+        // The original's keys in its order (stack-core's ordered map), then ours.
+        let mut report = Report::default();
+        report.insert("generated_ts_ns", json!(evidence_core::time::now_ns()));
+        report.insert("healthy", json!(healthy));
+        report.insert("classification", json!(classification));
+        report.insert("required_services", json!(required));
+        report.insert("missing_services", json!(missing));
+        report.insert(
+            "unhealthy_services",
+            Json::Array(unhealthy.iter().map(|s| row(s)).collect()),
+        );
+        report.insert(
+            "service_rows",
+            Json::Array(states.iter().map(row).collect()),
+        );
+        report.insert("host_summary", Json::Object(hosts));
+        report.insert("compose_file", json!(compose_file));
+        report.insert("project_name", json!(project));
+        report.insert("command_error", json!(problems.join("; ")));
+        report.insert("backend", json!(self.backend.as_str()));
+        report.insert("inventory", json!(self.inv.path.display().to_string()));
         (healthy, report)
     }
 }

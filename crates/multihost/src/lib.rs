@@ -382,7 +382,7 @@ fn execute(
             if cli.action == Action::Status {
                 let states = topo.states(Duration::from_secs(2));
                 let (h, report) = topo.report(&states, &cli.project_name, &compose_label(cli));
-                *status_json = Some(serde_json::to_string_pretty(&report).unwrap_or_default());
+                *status_json = Some(report.to_pretty().trim_end().to_string());
                 steps.push(Step {
                     name: "status".into(),
                     status: "ok",
@@ -418,10 +418,11 @@ fn health_step(
     let started = now_ns();
     let states = topo.states(Duration::from_secs(2));
     let (h, report) = topo.report(&states, &cli.project_name, &compose_label(cli));
-    let text = serde_json::to_string_pretty(&report).unwrap_or_default() + "\n";
+    let text = report.to_pretty();
     write_atomic(&cli.health_report, text.as_bytes())?;
     *healthy = Some(h);
-    let summary = report["host_summary"]
+    let summary = report
+        .get("host_summary")
         .as_object()
         .map(|m| {
             m.iter()
@@ -437,8 +438,9 @@ fn health_step(
         command: format!("built-in health check -> {}", cli.health_report.display()),
         detail: format!(
             "{}; hosts {summary}{}",
-            report["classification"].as_str().unwrap_or("?"),
-            report["command_error"]
+            report.get("classification").as_str().unwrap_or("?"),
+            report
+                .get("command_error")
                 .as_str()
                 .filter(|s| !s.is_empty())
                 .map(|s| format!("; {s}"))
