@@ -479,7 +479,13 @@ impl<'a> Drill<'a> {
                 ev.failure_reason = format!("step {name} failed: {detail}");
                 // After the fault or a fence, the old primaries must serve again: a failed
                 // promotion, or a demotion that stopped half way (paused, stopped, cut off).
-                if name == "promote_standby" || (name == "demote_primary" && self.t0.is_some()) {
+                // (Planned only: after a crash or a cut, Sentinel acts by itself and a restarted old
+                // primary would be a second master.)
+                if name == "promote_standby"
+                    || (name == "demote_primary"
+                        && self.t0.is_some()
+                        && self.cli.mode == Mode::Planned)
+                {
                     match self.compensate() {
                         Ok(d) => {
                             ev.compensated = true;
@@ -858,7 +864,7 @@ impl<'a> Drill<'a> {
                     }
                 };
                 let left = if self.topo.backend == Backend::Netns {
-                    netns::wait_empty(&host, Duration::from_secs(5)).map_err(|e| e.to_string())?
+                    netns::wait_empty(&host, Duration::from_secs(15)).map_err(|e| e.to_string())?
                 } else {
                     Vec::new()
                 };
