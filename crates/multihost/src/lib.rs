@@ -23,6 +23,8 @@ use failover_core::inventory::{Backend, Inventory};
 use failover_core::netns;
 use failover_core::topology::{KINDS, Topology};
 
+mod compose;
+
 /// Bring the multi-host topology up or down, or report its status and health.
 #[derive(Debug, Parser)]
 #[command(
@@ -152,10 +154,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 inv.backend
             });
     if backend == Backend::Compose {
-        return Err(EvidenceError::usage(
-            "the compose backend (the original's multi-host compose file on a private dockerd) is \
-             not built yet; use --backend netns (root) or --backend ssh",
-        ));
+        compose::files(&cli)?;
     }
     let dry = !cli.execute;
     let mut prov = Provenance::start(
@@ -190,7 +189,11 @@ pub fn run(cli: Cli) -> Result<Exit> {
             &cli.lock_dir.join("multihost.lock"),
             "a multihost or failover run",
         )?;
-        let r = execute(&cli, &topo, &mut steps, &mut healthy, &mut status_json);
+        let r = if backend == Backend::Compose {
+            compose::execute(&cli, &mut steps, &mut healthy, &mut status_json)
+        } else {
+            execute(&cli, &topo, &mut steps, &mut healthy, &mut status_json)
+        };
         if let Err(e) = r {
             let now = now_ns();
             steps.push(Step {
@@ -281,6 +284,22 @@ pub fn run(cli: Cli) -> Result<Exit> {
 
 fn plan(action: Action, backend: Backend) -> Vec<String> {
     let mut v = Vec::new();
+    if backend == Backend::Compose {
+        let names: &[&str] = match action {
+            Action::Up => &[
+                "compose_config",
+                "compose_up_primary",
+                "wait_healthy_primary",
+                "compose_up_standby",
+                "wait_healthy_standby",
+                "health_check",
+            ],
+            Action::Down => &["compose_down"],
+            Action::Status => &["compose_status"],
+            Action::Health => &["health_check"],
+        };
+        return names.iter().map(|n| (*n).to_string()).collect();
+    }
     match action {
         Action::Up => {
             if backend == Backend::Netns {

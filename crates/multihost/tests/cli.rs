@@ -121,10 +121,20 @@ fn bad_input_and_usage() {
     mh(
         dir.path(),
         &inv,
-        &["--action", "up", "--compose-file", "x.yaml", "--execute"],
+        &["--action", "up", "--compose-file", "/nonexistent/x.yaml", "--execute"],
     )
     .code(2)
-    .stderr_has("compose backend");
+    .stderr_has("compose file not found: /nonexistent/x.yaml");
+    // The original's defaults of the env files must exist for the compose backend.
+    let cf = dir.path().join("c.yaml");
+    std::fs::write(&cf, "services: {}\n").unwrap();
+    mh(
+        dir.path(),
+        &inv,
+        &["--action", "up", "--compose-file", cf.to_str().unwrap()],
+    )
+    .code(2)
+    .stderr_has("primary env file not found: infra/env/prodlike-primary.env");
 }
 
 #[test]
