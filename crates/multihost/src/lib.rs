@@ -146,13 +146,21 @@ pub fn run(cli: Cli) -> Result<Exit> {
         }
     }
     let inv = Inventory::load(&cli.inventory)?;
-    let backend =
-        cli.backend
-            .unwrap_or(if cli.compose_file.is_some() || cli.docker_bin.is_some() {
-                Backend::Compose
-            } else {
-                inv.backend
-            });
+    // Called by the original's name (`make install-compat`): the original's compose flow.
+    let called_as_original = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_name().map(std::ffi::OsStr::to_os_string))
+        .is_some_and(|n| {
+            n == "bootstrap_prodlike_multi_host" || n == "bootstrap_prodlike_multi_host.sh"
+        });
+    let backend = cli.backend.unwrap_or(
+        if called_as_original || cli.compose_file.is_some() || cli.docker_bin.is_some() {
+            Backend::Compose
+        } else {
+            inv.backend
+        },
+    );
     if backend == Backend::Compose {
         compose::files(&cli)?;
     }

@@ -121,7 +121,13 @@ fn bad_input_and_usage() {
     mh(
         dir.path(),
         &inv,
-        &["--action", "up", "--compose-file", "/nonexistent/x.yaml", "--execute"],
+        &[
+            "--action",
+            "up",
+            "--compose-file",
+            "/nonexistent/x.yaml",
+            "--execute",
+        ],
     )
     .code(2)
     .stderr_has("compose file not found: /nonexistent/x.yaml");
@@ -273,4 +279,22 @@ impl Drop for Down {
     fn drop(&mut self) {
         let _ = mh(&self.0, &self.1, &["--action", "down", "--execute"]);
     }
+}
+
+#[test]
+fn called_by_the_originals_name_takes_the_compose_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("bootstrap_prodlike_multi_host");
+    std::os::unix::fs::symlink(BIN, &link).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // From the repository: the original's default compose file exists, its env files must too.
+    run(
+        link.to_str().unwrap(),
+        &["--action", "up"],
+        None,
+        Some(&root),
+    )
+    .code(2)
+    .stdout_is("")
+    .stderr_has("primary env file not found: infra/env/prodlike-primary.env");
 }
