@@ -373,109 +373,152 @@ impl Topology {
         project: &str,
         compose_file: &str,
     ) -> (bool, Report) {
-        let required: Vec<String> = KINDS.iter().map(|k| k.name()).collect();
-        let missing: Vec<String> = states
+        let hosts: Vec<(String, String)> = self
+            .inv
+            .hosts
             .iter()
-            .filter(|s| s.state == "missing")
-            .map(|s| s.service.clone())
+            .map(|h| (h.name.clone(), h.address.to_string()))
             .collect();
-        let unhealthy: Vec<&ServiceState> = states
-            .iter()
-            .filter(|s| s.state != "missing" && s.health != "healthy")
-            .collect();
-        // Sentinels must agree with the Redis server that says master.
-        let masters: Vec<&ServiceState> = states.iter().filter(|s| s.role == "master").collect();
-        let pg_primaries = states.iter().filter(|s| s.role == "primary").count();
-        let mut problems = Vec::new();
-        if masters.len() != 1 {
-            problems.push(format!("{} Redis servers say master", masters.len()));
-        }
-        if pg_primaries != 1 {
-            problems.push(format!("{pg_primaries} PostgreSQL servers say primary"));
-        }
-        if let Some(m) = masters.first() {
-            for s in states.iter().filter(|s| s.role == "sentinel") {
-                if s.names_master.as_deref() != Some(m.addr.as_str()) {
-                    problems.push(format!(
-                        "{} names {} but {} says master",
-                        s.service,
-                        s.names_master.clone().unwrap_or_else(|| "(nil)".into()),
-                        m.addr
-                    ));
-                }
+        build_report(
+            &hosts,
+            states,
+            &ReportContext {
+                project,
+                compose_file,
+                backend: self.backend.as_str(),
+                inventory: &self.inv.path.display().to_string(),
+                compare_sentinels: true,
+            },
+        )
+    }
+}
+
+/// What [`build_report`] records besides the states.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportContext<'a> {
+    /// The project name (the original's key).
+    pub project: &'a str,
+    /// The compose file (the original's key; empty for netns/ssh).
+    pub compose_file: &'a str,
+    /// `netns`, `ssh`, `compose`.
+    pub backend: &'a str,
+    /// The inventory file (empty for compose).
+    pub inventory: &'a str,
+    /// Check that each sentinel names the server that says master (compose sentinels name it by
+    /// its container address: recorded, not compared).
+    pub compare_sentinels: bool,
+}
+
+/// The health report in the original's shape (§2.12) from live states: `hosts` are (name,
+/// address) pairs; `host_summary` names, for each host, what its servers say they are now.
+#[must_use]
+pub fn build_report(
+    hosts_list: &[(String, String)],
+    states: &[ServiceState],
+    ctx: &ReportContext<'_>,
+) -> (bool, Report) {
+    let required: Vec<String> = KINDS.iter().map(|k| k.name()).collect();
+    let missing: Vec<String> = states
+        .iter()
+        .filter(|s| s.state == "missing")
+        .map(|s| s.service.clone())
+        .collect();
+    let unhealthy: Vec<&ServiceState> = states
+        .iter()
+        .filter(|s| s.state != "missing" && s.health != "healthy")
+        .collect();
+    // Sentinels must agree with the Redis server that says master.
+    let masters: Vec<&ServiceState> = states.iter().filter(|s| s.role == "master").collect();
+    let pg_primaries = states.iter().filter(|s| s.role == "primary").count();
+    let mut problems = Vec::new();
+    if masters.len() != 1 {
+        problems.push(format!("{} Redis servers say master", masters.len()));
+    }
+    if pg_primaries != 1 {
+        problems.push(format!("{pg_primaries} PostgreSQL servers say primary"));
+    }
+    if let Some(m) = masters.first().filter(|_| ctx.compare_sentinels) {
+        for s in states.iter().filter(|s| s.role == "sentinel") {
+            if s.names_master.as_deref() != Some(m.addr.as_str()) {
+                problems.push(format!(
+                    "{} names {} but {} says master",
+                    s.service,
+                    s.names_master.clone().unwrap_or_else(|| "(nil)".into()),
+                    m.addr
+                ));
             }
         }
-        let healthy = missing.is_empty() && unhealthy.is_empty() && problems.is_empty();
-        let classification = match (
-            missing.is_empty(),
-            unhealthy.is_empty(),
-            problems.is_empty(),
-        ) {
-            (true, true, true) => "healthy",
-            (false, false, _) => "missing_and_unhealthy",
-            (false, true, _) => "missing_services",
-            (true, false, _) => "unhealthy_services",
-            (true, true, false) => "roles_inconsistent",
-        };
-        let row = |s: &ServiceState| {
-            json!({"service": s.service, "state": s.state, "health": s.health, "host": s.host,
-                   "role": s.role, "address": s.addr, "detail": s.detail})
-        };
-        let mut hosts = Map::new();
-        for h in &self.inv.hosts {
-            let mine: Vec<&ServiceState> = states.iter().filter(|s| s.host == h.name).collect();
-            let role = if mine
-                .iter()
-                .any(|s| s.role == "master" || s.role == "primary")
-            {
-                "primary"
-            } else if mine
-                .iter()
-                .any(|s| s.role == "slave" || s.role == "standby")
-            {
-                "standby"
-            } else if mine.iter().any(|s| s.role == "sentinel") {
-                "witness"
-            } else {
-                "down"
-            };
-            let status = if mine.iter().all(|s| s.health == "healthy") {
-                "healthy"
-            } else {
-                "degraded"
-            };
-            let services: Map<String, Json> = mine
-                .iter()
-                .map(|s| (s.service.clone(), Json::from(s.role.clone())))
-                .collect();
-            hosts.insert(
-                h.name.clone(),
-                json!({"role": role, "status": status, "address": h.address.to_string(), "services": services}),
-            );
-        }
-        // The original's keys in its order (stack-core's ordered map), then ours.
-        let mut report = Report::default();
-        report.insert("generated_ts_ns", json!(evidence_core::time::now_ns()));
-        report.insert("healthy", json!(healthy));
-        report.insert("classification", json!(classification));
-        report.insert("required_services", json!(required));
-        report.insert("missing_services", json!(missing));
-        report.insert(
-            "unhealthy_services",
-            Json::Array(unhealthy.iter().map(|s| row(s)).collect()),
-        );
-        report.insert(
-            "service_rows",
-            Json::Array(states.iter().map(row).collect()),
-        );
-        report.insert("host_summary", Json::Object(hosts));
-        report.insert("compose_file", json!(compose_file));
-        report.insert("project_name", json!(project));
-        report.insert("command_error", json!(problems.join("; ")));
-        report.insert("backend", json!(self.backend.as_str()));
-        report.insert("inventory", json!(self.inv.path.display().to_string()));
-        (healthy, report)
     }
+    let healthy = missing.is_empty() && unhealthy.is_empty() && problems.is_empty();
+    let classification = match (
+        missing.is_empty(),
+        unhealthy.is_empty(),
+        problems.is_empty(),
+    ) {
+        (true, true, true) => "healthy",
+        (false, false, _) => "missing_and_unhealthy",
+        (false, true, _) => "missing_services",
+        (true, false, _) => "unhealthy_services",
+        (true, true, false) => "roles_inconsistent",
+    };
+    let row = |s: &ServiceState| {
+        json!({"service": s.service, "state": s.state, "health": s.health, "host": s.host,
+               "role": s.role, "address": s.addr, "detail": s.detail})
+    };
+    let mut hosts = Map::new();
+    for (hname, haddr) in hosts_list {
+        let mine: Vec<&ServiceState> = states.iter().filter(|s| &s.host == hname).collect();
+        let role = if mine
+            .iter()
+            .any(|s| s.role == "master" || s.role == "primary")
+        {
+            "primary"
+        } else if mine
+            .iter()
+            .any(|s| s.role == "slave" || s.role == "standby")
+        {
+            "standby"
+        } else if mine.iter().any(|s| s.role == "sentinel") {
+            "witness"
+        } else {
+            "down"
+        };
+        let status = if mine.iter().all(|s| s.health == "healthy") {
+            "healthy"
+        } else {
+            "degraded"
+        };
+        let services: Map<String, Json> = mine
+            .iter()
+            .map(|s| (s.service.clone(), Json::from(s.role.clone())))
+            .collect();
+        hosts.insert(
+            hname.clone(),
+            json!({"role": role, "status": status, "address": haddr, "services": services}),
+        );
+    }
+    // The original's keys in its order (stack-core's ordered map), then ours.
+    let mut report = Report::default();
+    report.insert("generated_ts_ns", json!(evidence_core::time::now_ns()));
+    report.insert("healthy", json!(healthy));
+    report.insert("classification", json!(classification));
+    report.insert("required_services", json!(required));
+    report.insert("missing_services", json!(missing));
+    report.insert(
+        "unhealthy_services",
+        Json::Array(unhealthy.iter().map(|s| row(s)).collect()),
+    );
+    report.insert(
+        "service_rows",
+        Json::Array(states.iter().map(row).collect()),
+    );
+    report.insert("host_summary", Json::Object(hosts));
+    report.insert("compose_file", json!(ctx.compose_file));
+    report.insert("project_name", json!(ctx.project));
+    report.insert("command_error", json!(problems.join("; ")));
+    report.insert("backend", json!(ctx.backend));
+    report.insert("inventory", json!(ctx.inventory));
+    (healthy, report)
 }
 
 /// An authenticated Redis connection to `addr`.
