@@ -19,10 +19,10 @@
 //! `daemon.json`. Containers reach each other on the project's bridge network and the host reaches
 //! them through `docker-proxy` on 127.0.0.1; they have no route to the internet (no NAT), which is
 //! why images are built with `--network host`. Stopping sends SIGTERM and waits, kills leftovers of
-//! this engine only (processes whose command line names its run folder), unmounts the `nsfs` mounts
-//! it leaves (`exec/netns/default`), and removes the socket and exec root, and the trust key and
-//! plugin folder `dockerd` creates outside its roots when they were not there before; the data
-//! root stays.
+//! this engine only (processes whose command line names its containerd folder), unmounts the
+//! `nsfs` mounts it leaves (`exec/netns/default`), and removes the socket and exec root, and the
+//! trust key and plugin folder `dockerd` creates outside its roots when they were not there
+//! before; the data root stays.
 
 use std::ffi::OsString;
 use std::fs;
@@ -191,11 +191,11 @@ impl Engine {
 
     /// The compose version line (`docker compose version` / `docker-compose version --short`).
     pub fn compose_version(&self) -> Result<std::result::Result<String, Step>> {
-        let args = match &self.compose {
-            ComposeCli::Plugin => os(&["version", "--short"]),
-            ComposeCli::Standalone(_) => os(&["version", "--short"]),
-        };
-        let s = self.compose("compose_version", &args, QUERY_TIMEOUT)?;
+        let s = self.compose(
+            "compose_version",
+            &os(&["version", "--short"]),
+            QUERY_TIMEOUT,
+        )?;
         if s.ok {
             Ok(Ok(s.stdout.trim().to_string()))
         } else {
@@ -271,7 +271,8 @@ pub struct PrivateEngineOptions {
 }
 
 impl PrivateEngineOptions {
-    /// Defaults for `run_dir` and `data_root`: `dockerd` on `PATH`, 30 s to get ready, 30 s to stop.
+    /// Defaults for `run_dir` and `data_root`: `dockerd` on `PATH`, 30 s to get ready, 30 s to
+    /// stop.
     #[must_use]
     pub fn new(run_dir: impl Into<PathBuf>, data_root: impl Into<PathBuf>) -> Self {
         PrivateEngineOptions {
@@ -302,7 +303,8 @@ impl PrivateEngineOptions {
 }
 
 /// A `dockerd` this process started (or attached to from its pid file). Stopped by
-/// [`PrivateEngine::stop`]; dropping it without stopping stops it too (best effort).
+/// [`PrivateEngine::stop`]; dropping it without stopping stops it too (best effort), unless
+/// [`PrivateEngine::detach`]ed.
 #[derive(Debug)]
 pub struct PrivateEngine {
     opts: PrivateEngineOptions,
@@ -334,7 +336,7 @@ impl PrivateEngine {
         }
         let _ = fs::remove_file(&sock);
         let _ = fs::remove_file(opts.pid_file());
-        record_host_paths(&opts.run_dir);
+        record_host_paths();
         let config = opts.run_dir.join("daemon.json");
         fs::write(&config, "{}\n").map_err(|e| EvidenceError::io("cannot write", &config, e))?;
         let log = fs::OpenOptions::new()
@@ -484,10 +486,20 @@ impl PrivateEngine {
         &self.opts
     }
 
+    /// Leave the daemon running after this handle is gone (a drill's `up` in one process, its
+    /// `down` in another): a later [`PrivateEngine::attach`] or [`PrivateEngine::start`] on the
+    /// same run folder finds it by its pid file. Without this, dropping the handle stops it.
+    pub fn detach(mut self) {
+        self.stopped = true;
+        // The child handle is dropped without waiting: dockerd runs on, reparented when this
+        // process exits.
+        self.child = None;
+    }
+
     /// Stop the daemon: SIGTERM, wait up to `stop_timeout`, then SIGKILL its process group; kill
-    /// any process left whose command line names the run folder (containerd, shims); unmount
+    /// any process left whose command line names its containerd folder (containerd, shims); unmount
     /// every mount under the run folder and the data root; remove the socket, pid file and exec
-    /// root, and the [`DOCKERD_HOST_PATHS`] its start created (unless another `dockerd` runs).
+    /// root, and the [`DOCKERD_HOST_PATHS`] private engines created (once no `dockerd` runs).
     /// Returns the `engine_stop` step (`ok` false when SIGKILL was needed).
     pub fn stop(mut self) -> Result<Step> {
         self.stop_inner()
@@ -532,9 +544,16 @@ impl PrivateEngine {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        // containerd exits with dockerd; shims may linger a moment. Anything still naming our run
-        // folder is ours: wait briefly, then kill it.
-        let marker = self.opts.run_dir.display().to_string();
+        // containerd exits with dockerd; shims may linger a moment. Anything still naming our
+        // containerd folder (`<exec root>/containerd`: containerd's config, the shims' address) is
+        // ours: wait briefly, then kill it. Not the whole run folder: a user's shell or tool may
+        // have it in its arguments.
+        let marker = self
+            .opts
+            .exec_root()
+            .join("containerd")
+            .display()
+            .to_string();
         let end = Instant::now() + Duration::from_secs(10);
         loop {
             let left = processes_mentioning(&marker);
@@ -577,7 +596,7 @@ impl PrivateEngine {
         }
         let _ = fs::remove_file(self.opts.socket());
         let _ = fs::remove_file(self.opts.pid_file());
-        remove_created_host_paths(&self.opts.run_dir);
+        remove_created_host_paths();
         if mounts_under(&self.opts.exec_root()).is_empty() {
             let _ = fs::remove_dir_all(self.opts.exec_root());
         }
@@ -611,26 +630,36 @@ pub const DOCKERD_HOST_PATHS: &[&str] = &[
     "/run/docker",
 ];
 
-const CREATED_FILE: &str = "host-paths-created";
+/// Where private engines note the [`DOCKERD_HOST_PATHS`] they created (under `/run`, so a reboot
+/// forgets it). Shared by every private engine on the host: the last one to stop removes them,
+/// whichever engine created them.
+const CREATED_FILE: &str = "/run/ctp-ops-dockerd-created";
 
-/// Before a start: note which of [`DOCKERD_HOST_PATHS`] do not exist yet.
-fn record_host_paths(run_dir: &Path) {
-    let absent: Vec<&str> = DOCKERD_HOST_PATHS
+/// Before a start: add to [`CREATED_FILE`] which of [`DOCKERD_HOST_PATHS`] do not exist yet.
+fn record_host_paths() {
+    let absent: String = DOCKERD_HOST_PATHS
         .iter()
-        .copied()
         .filter(|p| fs::symlink_metadata(p).is_err())
+        .map(|p| format!("{p}\n"))
         .collect();
-    let _ = fs::write(run_dir.join(CREATED_FILE), absent.join("\n"));
+    if absent.is_empty() {
+        return;
+    }
+    if let Ok(mut f) = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(CREATED_FILE)
+    {
+        let _ = std::io::Write::write_all(&mut f, absent.as_bytes());
+    }
 }
 
-/// After a stop: remove what the start created (files; folders only when empty), unless another
-/// `dockerd` is running and may use them.
-fn remove_created_host_paths(run_dir: &Path) {
-    let file = run_dir.join(CREATED_FILE);
-    let Ok(list) = fs::read_to_string(&file) else {
+/// After a stop: when no `dockerd` runs any more, remove what private engines created (files;
+/// folders only when empty) and forget the list.
+fn remove_created_host_paths() {
+    let Ok(list) = fs::read_to_string(CREATED_FILE) else {
         return;
     };
-    let _ = fs::remove_file(&file);
     let others = fs::read_dir("/proc").is_ok_and(|rd| {
         rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
             .any(|p| pid_alive(p) && is_dockerd(p))
@@ -638,7 +667,11 @@ fn remove_created_host_paths(run_dir: &Path) {
     if others {
         return;
     }
-    for p in list.lines().filter(|l| DOCKERD_HOST_PATHS.contains(l)) {
+    // In DOCKERD_HOST_PATHS order: the key before its folder, the plugin folder before /run/docker.
+    for p in DOCKERD_HOST_PATHS {
+        if !list.lines().any(|l| l == *p) {
+            continue;
+        }
         let path = Path::new(p);
         if path.is_dir() {
             let _ = fs::remove_dir(path);
@@ -646,6 +679,7 @@ fn remove_created_host_paths(run_dir: &Path) {
             let _ = fs::remove_file(path);
         }
     }
+    let _ = fs::remove_file(CREATED_FILE);
 }
 
 fn pid_i32(pid: u32) -> i32 {

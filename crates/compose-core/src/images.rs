@@ -26,7 +26,8 @@ use crate::step::{Step, run_step};
 /// The images of the prod-like stack, as folders of `infra/docker/`.
 pub const STACK_IMAGES: &[&str] = &["redis", "postgres", "monitoring"];
 
-/// The image cache folder: `$CTP_OPS_COMPOSE_CACHE` when set, else `<checkout>/runtime/compose-cache`.
+/// The image cache folder: `$CTP_OPS_COMPOSE_CACHE` when set, else
+/// `<checkout>/runtime/compose-cache`.
 #[must_use]
 pub fn default_cache_dir(checkout: &Path) -> PathBuf {
     std::env::var_os("CTP_OPS_COMPOSE_CACHE")

@@ -7,7 +7,8 @@
 //! - [`ImageCache`]: local images without a registry (debootstrap → `docker import` →
 //!   `docker build --network host`), cached and reused.
 //! - [`Project`]: `up` (waits for every healthcheck), `down` (`purge` removes volumes), `ps`
-//!   (typed [`PsRow`]s in the original's §1.7 shape), `published` (host address of a port), `kill`.
+//!   (typed [`PsRow`]s in the original's §1.7 shape), `published` (host address of a port),
+//!   `kill`; `up_services` and `service_labels` for the multi-host file's two steps.
 //! - [`parse_ps_json`]: a saved `compose ps --format json` read as the original did.
 //! - Every operation returns measured [`Step`]s: name, argv, exit code, status, duration, ready for
 //!   the `STEP_n_NAME`/`STEP_n_STATUS`/`STEP_n_DURATION_MS`/`STEP_n_COMMAND` quartets. Commands run
@@ -51,7 +52,9 @@
 //!
 //! ```no_run
 //! use std::time::{Duration, Instant};
-//! use compose_core::{CacheLock, ImageCache, PrivateEngine, PrivateEngineOptions, Project, STACK_IMAGES};
+//! use compose_core::{
+//!     CacheLock, ImageCache, PrivateEngine, PrivateEngineOptions, Project, STACK_IMAGES,
+//! };
 //!
 //! # fn main() -> evidence_core::Result<()> {
 //! // $CTP_OPS_COMPOSE_CACHE or <checkout>/runtime/compose-cache
@@ -63,7 +66,12 @@
 //!     compose_core::data_root(&cache),
 //! ))?;
 //! let images = ImageCache::new(&cache, "infra/docker").ensure(daemon.engine(), STACK_IMAGES)?;
-//! let project = Project::new(daemon.engine(), "infra/docker-compose.prodlike.yaml", "ctp-test", Some("stack.env".into()))?;
+//! let project = Project::new(
+//!     daemon.engine(),
+//!     "infra/docker-compose.prodlike.yaml",
+//!     "ctp-test",
+//!     Some("stack.env".into()),
+//! )?;
 //! let up = project.up(Instant::now() + Duration::from_secs(180))?;
 //! assert!(up.healthy, "{:?}", up.failed_step());
 //! project.down(true, Duration::from_secs(120))?;

@@ -80,7 +80,8 @@ impl Project {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if !valid {
             return Err(EvidenceError::usage(format!(
-                "project name {name:?}: expected lower-case letters, digits, '-' and '_', starting with a letter or digit"
+                "project name {name:?}: expected lower-case letters, digits, '-' and '_', \
+                 starting with a letter or digit"
             )));
         }
         Ok(Project {
@@ -225,6 +226,9 @@ impl Project {
                 out.insert(name.to_string(), labels);
             }
         }
+        // The resolved config holds the env file's passwords: keep no copy in the step.
+        let mut s = s;
+        s.stdout = String::new();
         Ok((s, out))
     }
 
@@ -353,7 +357,9 @@ impl Project {
             return self.ps_retry();
         }
         let rows = rows_from_inspect(&insp.stdout, "docker inspect")?;
-        ps.stdout = insp.stdout;
+        // `docker inspect` shows each container's environment, passwords included: the rows keep
+        // what they need and the step keeps no copy.
+        ps.stdout = String::new();
         Ok((ps, rows))
     }
 
@@ -380,7 +386,9 @@ impl Project {
             return Ok((ps, Vec::new()));
         }
         let rows = rows_from_inspect(&insp.stdout, "docker inspect")?;
-        ps.stdout = insp.stdout;
+        // `docker inspect` shows each container's environment, passwords included: the rows keep
+        // what they need and the step keeps no copy.
+        ps.stdout = String::new();
         Ok((ps, rows))
     }
 

@@ -31,7 +31,9 @@ pub struct Step {
     /// A one-line description of how it ended (`exit 0`, `exit 1`, `timed out after 5.000s`,
     /// `2 of 7 services not healthy: ...`).
     pub detail: String,
-    /// The end of the command's stdout (bounded).
+    /// The end of the command's stdout (bounded). Emptied by the steps whose output holds
+    /// secrets (`compose_ps`'s `docker inspect`, `service_labels`' `compose config`); never write
+    /// it into evidence unfiltered.
     pub stdout: String,
     /// The end of the command's stderr (bounded).
     pub stderr: String,

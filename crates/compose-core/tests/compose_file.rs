@@ -47,7 +47,7 @@ fn prodlike_file_fixes_the_originals_defects() {
             "postgres-exporter-replica",
             "prometheus",
             "alertmanager",
-            "alert-receiver"
+            "alert-webhook"
         ]
     );
     for (n, s) in &svcs {
@@ -91,7 +91,7 @@ fn prodlike_file_fixes_the_originals_defects() {
     let prom = std::fs::read_to_string(infra().join("prometheus/prometheus.yml")).unwrap();
     assert!(prom.contains("rule_files:") && prom.contains("alertmanager:9093"));
     let am = std::fs::read_to_string(infra().join("alertmanager/alertmanager.yml")).unwrap();
-    assert!(am.contains("url: http://alert-receiver:9095/alerts"));
+    assert!(am.contains("url: http://alert-webhook:9095/alerts"));
     // The env example commits no password.
     let example = std::fs::read_to_string(infra().join("env/prodlike.env.example")).unwrap();
     for l in example

@@ -106,6 +106,7 @@ impl ReaperOptions {
 #[derive(Debug)]
 pub struct Reaper {
     child: Child,
+    groups_file: PathBuf,
 }
 
 impl Reaper {
@@ -147,13 +148,14 @@ impl Reaper {
             .process_group(0)
             .spawn()
             .map_err(|e| EvidenceError::failed(format!("cannot start the dead-man reaper: {e}")))?;
+        let groups_file = spec.groups_file.clone();
         if let Ok(mut a) = ACTIVE.lock() {
             *a = Some((spec.groups_file, Registry::default()));
         }
         if let Ok(mut t) = TAG.lock() {
             *t = Some(spec.tag);
         }
-        Ok(Reaper { child })
+        Ok(Reaper { child, groups_file })
     }
 
     /// The reaper's pid.
@@ -178,6 +180,7 @@ impl Drop for Reaper {
             *t = None;
         }
         let _ = crate::process::stop_child(&mut self.child, Duration::from_secs(5));
+        let _ = std::fs::remove_file(&self.groups_file);
     }
 }
 

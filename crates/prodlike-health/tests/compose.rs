@@ -88,11 +88,34 @@ fn compose_backend_up_health_down() {
     let env_file = tmp.path().join("stack.env");
     let pw = stack_core::secret::generate_password();
     let pw2 = stack_core::secret::generate_password();
-    stack_core::secret::write_secret(
-        &env_file,
-        &format!("REDIS_PASSWORD={pw}\nTIMESCALE_PASSWORD={pw2}\n"),
-    )
-    .unwrap();
+    // Host ports picked by the kernel (bound then released): the private engine's own allocator
+    // does not know about other engines on the machine and can hand out a port one of them holds.
+    let mut env_text = format!("REDIS_PASSWORD={pw}\nTIMESCALE_PASSWORD={pw2}\n");
+    let listeners: Vec<std::net::TcpListener> = (0..13)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    for (var, l) in [
+        "REDIS_PRIMARY_PORT",
+        "REDIS_REPLICA_PORT",
+        "REDIS_SENTINEL_1_PORT",
+        "REDIS_SENTINEL_2_PORT",
+        "REDIS_SENTINEL_3_PORT",
+        "TIMESCALE_PRIMARY_PORT",
+        "TIMESCALE_REPLICA_PORT",
+        "REDIS_EXPORTER_PORT",
+        "POSTGRES_EXPORTER_PRIMARY_PORT",
+        "POSTGRES_EXPORTER_REPLICA_PORT",
+        "PROMETHEUS_PORT",
+        "ALERTMANAGER_PORT",
+        "ALERT_RECEIVER_PORT",
+    ]
+    .iter()
+    .zip(&listeners)
+    {
+        env_text.push_str(&format!("{var}={}\n", l.local_addr().unwrap().port()));
+    }
+    drop(listeners);
+    stack_core::secret::write_secret(&env_file, &env_text).unwrap();
     let compose_file = root.join("infra/docker-compose.prodlike.yaml");
     let (cf, ef) = (compose_file.to_str().unwrap(), env_file.to_str().unwrap());
     let project = format!("ctp-pl-{}", std::process::id());

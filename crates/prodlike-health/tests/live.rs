@@ -29,7 +29,9 @@ fn can_run(test: &str) -> bool {
 
 /// A base port below the ephemeral range, different per test process.
 fn base_port(salt: u32) -> String {
-    (20000 + ((std::process::id() + salt) % 24) * 500).to_string()
+    stack_core::stack::free_test_base_port(std::process::id() + salt)
+        .expect("a free base port")
+        .to_string()
 }
 
 fn report(path: &Path) -> Value {

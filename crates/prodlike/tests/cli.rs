@@ -125,7 +125,9 @@ fn down_after_a_crash_and_purge() {
     let rd = tmp.path().join("run");
     let rds = rd.to_str().unwrap();
     let lock = tmp.path().join("prodlike.lock");
-    let base = (20000 + ((std::process::id() + 7) % 24) * 500).to_string();
+    let base = stack_core::stack::free_test_base_port(std::process::id() + 7)
+        .expect("a free base port")
+        .to_string();
     let up = run(
         BIN,
         &[

@@ -109,7 +109,6 @@ pub fn prepare(stack: &Stack) -> Result<String> {
     }
     mkdir(run)?;
     chmod(run, 0o711)?;
-    check_traversable(run)?;
     mkdir(&run.join("logs"))?;
     let pwf = stack.password_file();
     if !pwf.exists() {
@@ -159,9 +158,10 @@ pub fn prepare(stack: &Stack) -> Result<String> {
             | PgExporterReplica => {}
         }
     }
-    let pg = run.join("pg");
+    let pg = stack.pg_base();
     mkdir(&pg)?;
     chmod(&pg, 0o711)?;
+    check_traversable(&pg)?;
     let sock = stack.pg_socket_dir();
     mkdir(&sock)?;
     chown_postgres(&sock)?;
@@ -221,7 +221,7 @@ pub fn init_pg_primary(stack: &Stack, password: &str) -> Result<bool> {
     chown_postgres(&dir)?;
     chmod(&dir, 0o700)?;
     // initdb reads the password from a file the postgres user can read; removed right after.
-    let pwfile = stack.run_dir.join("pg").join(".initdb-pw");
+    let pwfile = stack.pg_base().join(".initdb-pw");
     write_file(&pwfile, password, 0o600)?;
     chown_postgres(&pwfile)?;
     let args: Vec<OsString> = [
@@ -587,6 +587,11 @@ pub fn purge(stack: &Stack, keep: &[&str]) -> Result<()> {
             fs::remove_file(&p)
         };
         r.map_err(|err| EvidenceError::io("cannot remove", &p, err))?;
+    }
+    if let Some(pg) = &stack.config.pg_root
+        && pg.exists()
+    {
+        fs::remove_dir_all(pg).map_err(|e| EvidenceError::io("cannot remove", pg, e))?;
     }
     Ok(())
 }

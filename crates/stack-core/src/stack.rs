@@ -201,6 +201,11 @@ pub struct StackConfig {
     /// others are `base_port + offset`.
     #[serde(default)]
     pub ports: BTreeMap<String, u16>,
+    /// Where PostgreSQL's data and socket folders live (`None`: `<run-dir>/pg`). [`Stack::new`]
+    /// sets it to `/var/tmp/ctp-ops-pg-<hash of the run folder>` when a folder above the run
+    /// folder does not let the `postgres` user through (a checkout under a 0700 home).
+    #[serde(default)]
+    pub pg_root: Option<PathBuf>,
     /// Program and leading arguments of the webhook receiver; the launcher appends
     /// `<listen:port> <alerts.jsonl>`. Empty: the webhook service is not part of the stack.
     #[serde(default)]
@@ -214,6 +219,7 @@ impl Default for StackConfig {
             default: Placement::default(),
             placements: BTreeMap::new(),
             ports: BTreeMap::new(),
+            pg_root: None,
             webhook_cmd: Vec::new(),
         }
     }
@@ -253,12 +259,27 @@ impl Stack {
     /// A stack in `run_dir` laid out by `config`. A relative `run_dir` is made absolute (the
     /// servers run in other working directories and are given paths inside it).
     #[must_use]
-    pub fn new(run_dir: impl Into<PathBuf>, config: StackConfig) -> Self {
+    pub fn new(run_dir: impl Into<PathBuf>, mut config: StackConfig) -> Self {
         let run_dir: PathBuf = run_dir.into();
-        Stack {
-            run_dir: std::path::absolute(&run_dir).unwrap_or(run_dir),
-            config,
+        let run_dir = std::path::absolute(&run_dir).unwrap_or(run_dir);
+        if config.pg_root.is_none() && !others_can_reach(&run_dir) {
+            let hash =
+                evidence_core::provenance::sha256_hex(run_dir.as_os_str().as_encoded_bytes());
+            config.pg_root = Some(PathBuf::from(format!(
+                "/var/tmp/ctp-ops-pg-{}",
+                hash.get(..12).unwrap_or(&hash)
+            )));
         }
+        Stack { run_dir, config }
+    }
+
+    /// PostgreSQL's folder: [`StackConfig::pg_root`] or `<run-dir>/pg`.
+    #[must_use]
+    pub fn pg_base(&self) -> PathBuf {
+        self.config
+            .pg_root
+            .clone()
+            .unwrap_or_else(|| self.run_dir.join("pg"))
     }
 
     /// Open the stack saved in `run_dir/stack.json`.
@@ -327,7 +348,7 @@ impl Stack {
     #[must_use]
     pub fn dir(&self, kind: ServiceKind) -> PathBuf {
         if kind.is_postgres() {
-            self.run_dir.join("pg").join(kind.name())
+            self.pg_base().join(kind.name())
         } else {
             self.run_dir.join(kind.name())
         }
@@ -336,7 +357,7 @@ impl Stack {
     /// The PostgreSQL socket folder.
     #[must_use]
     pub fn pg_socket_dir(&self) -> PathBuf {
-        self.run_dir.join("pg").join("sock")
+        self.pg_base().join("sock")
     }
 
     /// The password file.
@@ -479,6 +500,34 @@ impl Stack {
             run_as,
         }
     }
+}
+
+/// True when every existing folder above `dir` lets other users through (`o+x`).
+#[must_use]
+pub fn others_can_reach(dir: &Path) -> bool {
+    dir.ancestors()
+        .skip(1)
+        .all(|a| fs::metadata(a).map_or(true, |m| m.permissions().mode() & 0o001 != 0))
+}
+
+/// True when every port of a stack with this base is free on `listen` (each can be bound now).
+#[must_use]
+pub fn base_port_free(listen: &str, base: u16) -> bool {
+    ServiceKind::all().into_iter().all(|k| {
+        base.checked_add(k.port_offset())
+            .is_some_and(|p| std::net::TcpListener::bind((listen, p)).is_ok())
+    })
+}
+
+/// A base port in 20000..32000 (below the ephemeral range, away from the default 17000) whose
+/// ports are all free on 127.0.0.1, starting the search at a slot derived from `salt` (tests pass
+/// their pid, so parallel tests start apart). `None` when every slot is taken.
+#[must_use]
+pub fn free_test_base_port(salt: u32) -> Option<u16> {
+    let slots = 24u32;
+    (0..slots)
+        .map(|i| 20000 + u16::try_from(((salt + i) % slots) * 500).unwrap_or(0))
+        .find(|b| base_port_free("127.0.0.1", *b))
 }
 
 /// Programs the native stack needs that are not installed (scripts/setup.sh installs them).
@@ -777,6 +826,22 @@ mod tests {
         for k in ServiceKind::all() {
             assert!(s.port(k) > 17000);
         }
+    }
+
+    #[test]
+    fn pg_root_moves_out_of_a_closed_home() {
+        let d = tempfile::tempdir().unwrap();
+        chmod(d.path(), 0o700).unwrap();
+        let s = Stack::new(d.path().join("run"), StackConfig::default());
+        let root = s.config.pg_root.clone().unwrap();
+        assert!(
+            root.to_string_lossy().starts_with("/var/tmp/ctp-ops-pg-"),
+            "{root:?}"
+        );
+        assert!(s.dir(ServiceKind::TimescalePrimary).starts_with(&root));
+        chmod(d.path(), 0o711).unwrap();
+        let s = Stack::new(d.path().join("run"), StackConfig::default());
+        assert_eq!(s.pg_base(), d.path().join("run/pg"));
     }
 
     #[test]

@@ -71,8 +71,8 @@ pub struct Cli {
     )]
     pub wal_path: PathBuf,
     /// What every drill takes (--execute, --dry-run, --operator, --drill-id, --results-dir,
-    /// --output-file [default: docs/results/wal_recovery_result.env], --lock-file [default:
-    /// `<wal-path>.drill.lock`]).
+    /// --output-file (default: `docs/results/wal_recovery_result.env`), --lock-file (default:
+    /// `<wal-path>.drill.lock`)).
     #[command(flatten)]
     pub drill: DrillArgs,
     /// Durability policy of the writer.
