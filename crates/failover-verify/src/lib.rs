@@ -18,8 +18,8 @@ use std::collections::BTreeSet;
 use clap::{CommandFactory as _, Parser};
 use evidence_core::cli::EXIT_STATUS_HELP;
 use evidence_core::dotenv::{EnvDoc, parse_bool, parse_non_negative_f64, parse_u64};
-use evidence_core::provenance::{KeyCase, PROVENANCE_KEYS};
-use evidence_core::verify::{Verdict, VerifyArgs, read_env};
+use evidence_core::time::parse_utc;
+use evidence_core::verify::{FAILOVER, Verdict, VerifyArgs, read_env};
 use evidence_core::{EvidenceError, Exit, Result};
 use failover_core::evidence::{DURATION_MEASURED, HEAD_KEYS, LAG_MEASURED, STEP_NAMES};
 
@@ -83,9 +83,14 @@ pub fn run(cli: Cli) -> Result<Exit> {
             cli.max_failover_seconds
         )));
     }
+    let mut cli = cli;
+    cli.verify.apply_original_name(FAILOVER.original);
     let doc = read_env(&cli.verify.evidence_file)?;
-    let allow = cli.verify.allow_dry_run;
+    let allow = cli.verify.dry_run_allowed();
     let mut v = Verdict::new(cli.verify.evidence_file.label());
+    if !v.kind(&doc, &FAILOVER) {
+        return v.emit(cli.verify.format);
+    }
 
     // 1. The original's required keys (FAILOVER_FAILED_STEP may be empty).
     let mut missing = false;
@@ -110,36 +115,46 @@ pub fn run(cli: Cli) -> Result<Exit> {
     }
     v.pass("required_keys", "the seven FAILOVER_ head keys are present");
 
-    // 2. Dry run and provenance.
-    v.dry_run(&doc, "FAILOVER_DRY_RUN", allow);
-    let dry = doc
-        .get("FAILOVER_DRY_RUN")
-        .and_then(parse_bool)
-        .unwrap_or(false);
-    let prov_missing: Vec<String> = PROVENANCE_KEYS
-        .iter()
-        .map(|k| k.to_ascii_uppercase())
-        .filter(|k| doc.get(k).is_none_or(str::is_empty))
-        .collect();
-    if prov_missing.is_empty() {
-        v.pass("provenance", "provenance block present");
-        if let Some(p) = doc.get("PROVENANCE_DRY_RUN")
-            && parse_bool(p) != Some(dry)
-        {
+    // 2. Dry run and provenance (evidence-core's shared checks).
+    let dry = match doc.get("FAILOVER_DRY_RUN").and_then(parse_bool) {
+        Some(d) => d,
+        None => {
             v.malformed(
-                "dry_run_consistent",
-                format!("PROVENANCE_DRY_RUN={p} disagrees with FAILOVER_DRY_RUN"),
+                "dry_run",
+                format!(
+                    "line {}: FAILOVER_DRY_RUN must be a boolean, found {:?}",
+                    doc.line_of("FAILOVER_DRY_RUN"),
+                    doc.get("FAILOVER_DRY_RUN").unwrap_or_default()
+                ),
             );
+            false
         }
-    } else if !(dry && allow) {
-        v.breach(
-            "provenance",
+    };
+    v.dry_run_gate(dry, "FAILOVER_DRY_RUN=1", &cli.verify);
+    let prov = v.provenance(&doc, &FAILOVER, &cli.verify);
+    if let Some(p) = prov.dry_run
+        && p != dry
+    {
+        v.malformed(
+            "dry_run_consistent",
             format!(
-                "no provenance ({} missing): who ran this failover, where and when is unknown",
-                prov_missing.join(", ")
+                "PROVENANCE_DRY_RUN={} disagrees with FAILOVER_DRY_RUN",
+                u8::from(p)
             ),
         );
     }
+    // Every timestamp of the drill lies inside its provenance window.
+    let times: Vec<(String, i64)> = doc
+        .entries()
+        .iter()
+        .filter(|e| {
+            (e.key.starts_with("STEP_") && e.key.ends_with("_STARTED_UTC"))
+                || e.key.ends_with("_ACK_BEFORE_UTC")
+                || e.key.ends_with("_ACK_AFTER_UTC")
+        })
+        .filter_map(|e| parse_utc(&e.value).map(|t| (e.key.clone(), t.ns)))
+        .collect();
+    v.times_within(&prov, &times);
 
     // 3. Success and the failed step.
     let success = bool_key(&mut v, &doc, "FAILOVER_SUCCESS");
@@ -459,7 +474,6 @@ pub fn run(cli: Cli) -> Result<Exit> {
             );
         }
     }
-    v.provenance_times(&doc, KeyCase::Upper);
     v.emit(cli.verify.format)
 }
 

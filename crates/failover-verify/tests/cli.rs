@@ -31,17 +31,35 @@ fn executed_failover_passes_with_the_originals_success_line() {
 
 #[test]
 fn original_dry_run_evidence_rejected_by_default_accepted_when_allowed() {
+    // No provenance block (malformed unless --allow-legacy) and a dry run (a breach).
     verify("original_dry_run.env", &[])
-        .code(1)
+        .code(2)
         .stdout_is("")
         .stderr_has("FAILOVER_DRY_RUN=1: evidence from a dry run proves nothing")
-        .stderr_has("no provenance (PROVENANCE_TOOL")
+        .stderr_has("no provenance block (PROVENANCE_TOOL...)")
         .stderr_has("step 4 (promote_standby) is simulated_ok");
+    verify("original_dry_run.env", &["--allow-legacy"])
+        .code(1)
+        .stderr_has("evidence from a dry run proves nothing");
     let f = fx("original_dry_run.env");
-    verify("original_dry_run.env", &["--allow-dry-run"])
+    verify("original_dry_run.env", &["--allow-dry-run", "--allow-legacy"])
         .code(0)
-        .stdout_is(&format!("verification passed: {f}\n"))
-        .stderr_is("");
+        .stdout_is(&format!(
+            "verification passed: {f} (legacy evidence without provenance: nothing proves the drill was executed)\n"
+        ))
+        .stderr_has("accepted evidence of a dry run");
+    // Under the original's command name both are the default, as its users' steps expect.
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("verify_failover_evidence");
+    std::os::unix::fs::symlink(BIN, &link).unwrap();
+    run(
+        link.to_str().unwrap(),
+        &["--evidence-file", &f, "--max-failover-seconds", "300"],
+        None,
+        None,
+    )
+    .code(0)
+    .stdout_has("verification passed: ");
 }
 
 #[test]
@@ -80,7 +98,6 @@ fn breaches_exit_1() {
         ),
         ("lag_declared.env", &[], "no DATA_SYNC_LAG_SOURCE"),
         ("split_brain.env", &[], "SPLIT_BRAIN_WRITES=1412"),
-        ("no_provenance.env", &[], "no provenance (PROVENANCE_TOOL"),
         (
             "not_promoted.env",
             &[],
