@@ -23,6 +23,7 @@ include $(sort $(wildcard mk/*.mk))
 # Every SOP on the embedded defaults: each drill really runs and its evidence is verified.
 drill: build $(DRILLS)
 	@echo "make drill: all SOP drills passed: $(DRILLS)"
+	@$(BIN)/evidence index --results-dir $(RESULTS)
 
 test: setup
 	$(CARGO) fmt --all --check
