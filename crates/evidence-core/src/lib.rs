@@ -11,6 +11,7 @@
 //! - [`cli`]: the shared `main`, stderr messages prefixed with the tool name;
 //! - [`signals`]: SIGINT/SIGTERM flag, interruptible sleeps and condition waits with deadlines;
 //! - [`lock`]: one drill of a kind at a time;
+//! - [`paths`]: where configs, the calendar and the results folder are, in a checkout and installed;
 //! - [`process`]: shell steps with timeouts, process groups and captured output;
 //! - [`health`]: TCP, HTTP and command health checks retried until a deadline;
 //! - [`supervisor`]: detached processes with pid and log files, stop with SIGTERM then SIGKILL;
@@ -26,6 +27,7 @@ pub mod health;
 pub mod io;
 pub mod jsonl;
 pub mod lock;
+pub mod paths;
 pub mod process;
 pub mod provenance;
 pub mod signals;

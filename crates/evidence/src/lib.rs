@@ -52,7 +52,8 @@ pub enum Command {
 /// The results folder.
 #[derive(Debug, clap::Args)]
 pub struct DirArgs {
-    /// Results folder (default: $CTP_OPS_RESULTS_DIR, else docs/results).
+    /// Results folder (default: $CTP_OPS_RESULTS_DIR; docs/results in a checkout;
+    /// /var/lib/ctp-ops/results when installed).
     #[arg(long)]
     pub results_dir: Option<PathBuf>,
 }
@@ -62,8 +63,7 @@ impl DirArgs {
         let d = self
             .results_dir
             .clone()
-            .or_else(|| std::env::var_os("CTP_OPS_RESULTS_DIR").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("docs/results"));
+            .unwrap_or_else(evidence_core::paths::default_results_dir);
         if !d.is_dir() {
             return Err(EvidenceError::failed(format!(
                 "results folder not found: {}",
