@@ -92,7 +92,7 @@ pub struct Cli {
     #[arg(long, default_value_t = 10001)]
     pub run_as_user: i64,
     /// Image of the ctp-ops tools for the drill CronJobs (installed layout: /usr/local/bin,
-    /// /usr/local/etc/ctp-ops); default ctp-ops:<this version>.
+    /// /usr/local/etc/ctp-ops); default ctp-ops:VERSION (this version).
     #[arg(long)]
     pub drills_image: Option<String>,
     /// Drills to render a CronJob for (comma-separated).

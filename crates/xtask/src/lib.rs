@@ -55,7 +55,7 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Write one man page per tool (<tool>.1).
+    /// Write one man page per tool (TOOL.1).
     Man {
         /// Output folder.
         #[arg(long, default_value = "docs/man")]
