@@ -137,3 +137,50 @@ fn stdout_bad_input_and_usage() {
         .code(0)
         .stdout_has("EXIT STATUS");
 }
+
+/// Every metric the rules use is one `evidence prom` writes (run on drill evidence of every kind).
+#[test]
+fn rules_use_only_metrics_evidence_prom_writes() {
+    let bins = test_support::build_siblings(BIN, &["evidence"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    std::fs::create_dir(&results).unwrap();
+    let pass =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../evidence/tests/fixtures/pass");
+    for e in std::fs::read_dir(pass).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, results.join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        results.join("failover_result.env"),
+        "FAILOVER_ENV=prodlike_multi_host\nFAILOVER_DRY_RUN=0\nFAILOVER_SUCCESS=true\nFAILOVER_TOTAL_STEPS=5\nFAILOVER_FAILED_STEP=\nFAILOVER_DURATION_SECONDS=4.2\nDATA_SYNC_LAG_EVENTS=0\n",
+    )
+    .unwrap();
+    let r = run(
+        bins.join("evidence").to_str().unwrap(),
+        &["prom", "--results-dir", results.to_str().unwrap()],
+        None,
+        None,
+    );
+    r.code(0).stderr_is("");
+    let written: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let rules = run(BIN, &["--output-file", "-"], None, None).stdout;
+    let v: yaml_serde::Value = yaml_serde::from_str(&rules).unwrap();
+    for rule in v["groups"][0]["rules"].as_sequence().unwrap() {
+        let expr = rule["expr"].as_str().unwrap();
+        for tok in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if tok.starts_with("ctp_ops_") {
+                assert!(
+                    written.contains(&tok),
+                    "{tok} (rule {}) is not written by evidence prom: {written:?}",
+                    rule["alert"].as_str().unwrap()
+                );
+            }
+        }
+    }
+}
