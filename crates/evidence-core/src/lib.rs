@@ -12,7 +12,11 @@
 //! - [`signals`]: SIGINT/SIGTERM flag, interruptible sleeps and condition waits with deadlines;
 //! - [`lock`]: one drill of a kind at a time;
 //! - [`paths`]: where configs, the calendar and the results folder are, in a checkout and installed;
-//! - [`process`]: shell steps with timeouts, process groups and captured output;
+//! - [`process`]: shell steps with timeouts, process groups and captured output; pid checks,
+//!   sibling binaries, shell quoting;
+//! - [`reaper`]: the dead-man reaper: a drill's children die with it, also on SIGKILL;
+//! - [`drill`]: the drill id and the flags every drill takes (`DrillArgs`);
+//! - [`duration`]: one duration syntax for flags (`500ms`, `30s`, `2m`) and range-checked numbers;
 //! - [`health`]: TCP, HTTP and command health checks retried until a deadline;
 //! - [`supervisor`]: detached processes with pid and log files, stop with SIGTERM then SIGKILL;
 //! - [`verify`]: the verifiers' checks and verdict output.
@@ -21,6 +25,8 @@
 pub mod cli;
 pub mod compat;
 pub mod dotenv;
+pub mod drill;
+pub mod duration;
 pub mod error;
 pub mod exit;
 pub mod health;
@@ -30,6 +36,7 @@ pub mod lock;
 pub mod paths;
 pub mod process;
 pub mod provenance;
+pub mod reaper;
 pub mod signals;
 pub mod supervisor;
 pub mod time;
