@@ -308,15 +308,24 @@ fn json_entry(ctx: &Ctx, target_p99_sec: f64) -> Option<Entry> {
     let mut e = if obj.contains_key("items") && obj.contains_key("ok") {
         let mut e = ctx.entry("1 preflight", "preflight");
         let items = v["items"].as_array().map_or(&[][..], Vec::as_slice);
-        let failed: Vec<&str> = items
-            .iter()
-            .filter(|i| i["ok"] == false && i["ignored"] != true)
-            .filter_map(|i| i["name"].as_str())
-            .collect();
+        // Failed checks: errors (or, in the original's format without severities, any), and
+        // warnings apart: a warning does not fail the preflight.
+        let failed_with = |warning: bool| -> Vec<&str> {
+            items
+                .iter()
+                .filter(|i| i["ok"] == false && i["ignored"] != true)
+                .filter(|i| (i["severity"] == "warning") == warning)
+                .filter_map(|i| i["name"].as_str())
+                .collect()
+        };
+        let failed = failed_with(false);
+        let warnings = failed_with(true);
         e.figures
             .insert("checks".into(), format!("{}", items.len()));
         e.figures
-            .insert("failed".into(), format!("{}", failed.len()));
+            .insert("errors".into(), format!("{}", failed.len()));
+        e.figures
+            .insert("warnings".into(), format!("{}", warnings.len()));
         e.verdict = if v["ok"] == true {
             Verdict::Pass
         } else {
