@@ -13,6 +13,8 @@ declare -A pkgs=(
   [promtool]=prometheus
   [prometheus-alertmanager]=prometheus-alertmanager
   [python3]=python3
+  [man]=man-db
+  [dpkg-deb]=dpkg
 )
 if [ "${1:-}" = bench ]; then pkgs[hyperfine]=hyperfine; fi
 for cmd in "${!pkgs[@]}"; do
