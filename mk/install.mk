@@ -24,13 +24,14 @@ CONFDIR ?= $(SYSCONFDIR)/ctp-ops
 RESULTSDIR ?= /var/lib/ctp-ops/results
 TOOLS := ctp-preflight ctp-front-sim session-guard ctp-probe fault-proxy fault-inject \
   reconnect-evidence slo-report wal-writer wal-replay wal-drill wal-verify rollback-drill \
-  rollback-verify rollout-orchestrator rollout-verify svc-ctl demo-service \
+  rollback-verify rollout-orchestrator rollout-verify svc-ctl demo-service prodlike prodlike-health \
   render-systemd render-k8s alert-report render-prom-rules evidence
 COMPAT := ctp_preflight_check=ctp-preflight ctp_fault_inject=fault-inject \
   run_reconnect_evidence=reconnect-evidence reconnect_slo_report=slo-report \
   simnow_probe=ctp-probe wal_replay_tool=wal-replay verify_wal_recovery_evidence=wal-verify \
   verify_deploy_rollback_evidence=rollback-verify rollout_orchestrator=rollout-orchestrator \
-  verify_rollout_evidence=rollout-verify render_systemd_units=render-systemd \
+  verify_rollout_evidence=rollout-verify bootstrap_prodlike=prodlike \
+  check_prodlike_health=prodlike-health render_systemd_units=render-systemd \
   render_k8s_manifests=render-k8s render_alert_report=alert-report
 
 .PHONY: install install-compat man check-man deb deb-test

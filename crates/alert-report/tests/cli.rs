@@ -507,3 +507,44 @@ fn an_unreachable_alertmanager_is_exit_2() {
         .stdout_is("")
         .stderr_has("alert-report: error: alertmanager http://127.0.0.1:");
 }
+
+/// The health report prodlike-health itself writes (from saved `compose ps` rows): understood.
+#[test]
+fn reports_written_by_prodlike_health() {
+    let dir = build_siblings(BIN, &["prodlike-health"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let ps = tmp.path().join("ps.json");
+    std::fs::write(
+        &ps,
+        r#"[{"Service":"redis-primary","State":"running","Health":"healthy"},{"Service":"prometheus","State":"exited","Health":""}]"#,
+    )
+    .unwrap();
+    let health = tmp.path().join("prodlike_health_report.json");
+    let st = Command::new(dir.join("prodlike-health"))
+        .args([
+            "--ps-json-file",
+            ps.to_str().unwrap(),
+            "--report-json",
+            health.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        health.is_file(),
+        "prodlike-health wrote no report (exit {st:?})"
+    );
+    let (r, v) = report(&[health.to_str().unwrap()], tmp.path(), &[]);
+    r.code(1).stderr_is("");
+    assert_eq!(v["provenance"]["inputs"][0]["kind"], "prodlike");
+    let alerts = v["alerts"].as_array().unwrap();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["code"] == "PRODLIKE_SERVICE_MISSING")
+    );
+    assert!(alerts.iter().any(
+        |a| a["code"] == "PRODLIKE_SERVICE_UNHEALTHY" && a["sli_name"] == "prodlike:prometheus"
+    ));
+}

@@ -1,7 +1,8 @@
 //! `evidence junit`: the verifiers' verdicts (`<verifier> --format json`: `verify.check` records
 //! then one `verify.verdict`) as JUnit XML for a CI server. One `<testsuite>` per verified
 //! evidence file, one `<testcase>` per check; a `breach` is a `<failure>`, a `malformed` check an
-//! `<error>`; a suite whose verdict record is missing (a verifier that died) gets an `<error>`.
+//! `<error>`; one suite per verifier run; a suite whose verdict record is missing (a verifier
+//! that died) gets an `<error>`.
 
 use std::fmt::Write as _;
 
@@ -67,7 +68,11 @@ pub(crate) fn run(a: &JunitArgs) -> Result<Exit> {
             let find = |suites: &mut Vec<Suite>| -> usize {
                 if let Some(i) = suites
                     .iter()
-                    .position(|s| s.tool == rec.tool && s.evidence == rec.evidence)
+                    // An open suite of the same verifier and file (one verifier run ends with its
+                    // verdict; a second run on the same file is a suite of its own).
+                    .position(|s| {
+                        s.tool == rec.tool && s.evidence == rec.evidence && s.verdict.is_none()
+                    })
                 {
                     i
                 } else {

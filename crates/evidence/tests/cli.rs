@@ -60,10 +60,10 @@ fn index_lists_every_drill_newest_first() {
             "5 rollback"
         ]
     );
-    assert!(rows[0].contains("rto_seconds=0.037506") && rows[0].contains("| PASS |"));
-    assert!(rows[1].contains("recovery_p99_seconds=0.549"));
+    assert!(rows[0].contains("rto_seconds=0.014970") && rows[0].contains("| PASS |"));
+    assert!(rows[1].contains("recovery_p99_seconds=0.556"));
     assert!(rows[1].contains("[reconnect_samples.csv](reconnect_samples.csv)"));
-    assert!(rows[5].contains("rollback_seconds=0.058276"));
+    assert!(rows[5].contains("rollback_seconds=0.021564"));
     let md = std::fs::read_to_string(dir.join("evidence_index.md")).unwrap();
     assert!(md.starts_with("# ctp-ops evidence index\n"));
     assert!(md.ends_with(&r.stdout));
@@ -72,7 +72,7 @@ fn index_lists_every_drill_newest_first() {
             .unwrap();
     let entries = j["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 6);
-    assert_eq!(entries[0]["drill_id"], "wal-20261130T174158Z-28247");
+    assert_eq!(entries[0]["drill_id"], "wal-20261130T185101Z-10042");
     assert_eq!(entries[0]["verdict"], "pass");
     let times: Vec<i64> = entries
         .iter()
@@ -123,11 +123,11 @@ fn prom_passes_promtool_and_keeps_the_last_success() {
         .stderr_is("");
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.contains(
-        "ctp_ops_wal_rto_seconds{sop=\"wal\",evidence=\"wal_recovery_result.env\"} 0.037506\n"
+        "ctp_ops_wal_rto_seconds{sop=\"wal\",evidence=\"wal_recovery_result.env\"} 0.01497\n"
     ));
-    assert!(text.contains("ctp_ops_rollback_seconds{sop=\"rollback\",evidence=\"deploy_rollback_result.env\"} 0.058276\n"));
-    assert!(text.contains("ctp_ops_reconnect_recovery_p99_seconds{sop=\"reconnect\",evidence=\"ops_health_report.json\"} 0.549\n"));
-    let success_line = "ctp_ops_drill_last_success_timestamp_seconds{sop=\"wal\",evidence=\"wal_recovery_result.env\"} 1796060522.027\n";
+    assert!(text.contains("ctp_ops_rollback_seconds{sop=\"rollback\",evidence=\"deploy_rollback_result.env\"} 0.021564\n"));
+    assert!(text.contains("ctp_ops_reconnect_recovery_p99_seconds{sop=\"reconnect\",evidence=\"ops_health_report.json\"} 0.556\n"));
+    let success_line = "ctp_ops_drill_last_success_timestamp_seconds{sop=\"wal\",evidence=\"wal_recovery_result.env\"} 1796064663.378\n";
     assert!(text.contains(success_line), "{text}");
     if require("prom_passes_promtool", "promtool") {
         run("promtool", &["check", "metrics"], Some(&text), None)
@@ -196,10 +196,11 @@ fn junit_of_real_verifier_verdicts() {
         &dir.join("deploy_rollback_result.env"),
         &[],
     );
+    // A breach: the same evidence against a target it misses.
     let failed = verify(
         "wal-verify",
-        Path::new(&fixture(env!("CARGO_MANIFEST_DIR"), "wal_failed.env")),
-        &[],
+        &dir.join("wal_recovery_result.env"),
+        &["--max-rto-seconds", "0.000001"],
     );
     let f1 = t.path().join("a.jsonl");
     std::fs::write(&f1, format!("{pass}{rb}")).unwrap();

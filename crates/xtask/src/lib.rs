@@ -26,6 +26,8 @@ pub const TOOLS: &[Tool] = &[
     ("evidence", evidence::Cli::command),
     ("fault-inject", fault_inject::Cli::command),
     ("fault-proxy", fault_proxy::Cli::command),
+    ("prodlike", prodlike::Cli::command),
+    ("prodlike-health", prodlike_health::Cli::command),
     ("reconnect-evidence", reconnect_evidence::Cli::command),
     ("render-k8s", render_k8s::Cli::command),
     ("render-prom-rules", render_prom_rules::Cli::command),
