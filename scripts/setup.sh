@@ -24,6 +24,12 @@ declare -A pkgs=(
   [debootstrap]=debootstrap
   [redis-cli]=redis-tools
   [psql]=postgresql-client
+  # renderers, alert-report, evidence, make deb
+  [systemd-analyze]=systemd
+  [promtool]=prometheus
+  [python3]=python3
+  [man]=man-db
+  [dpkg-deb]=dpkg
 )
 if [ "${1:-}" = bench ]; then pkgs[hyperfine]=hyperfine; fi
 for cmd in "${!pkgs[@]}"; do
@@ -43,3 +49,17 @@ if ((${#need[@]})); then
   apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends "${need[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "setup: cargo is not installed" >&2; exit 2; }
+
+# kubernetes-validate (PyPI; bundles the Kubernetes schemas, validates offline) for render-k8s's tests,
+# in a venv under the cache folder; the tests look for it there (or $KUBERNETES_VALIDATE, or PATH).
+kv_venv="${CTP_OPS_CACHE:-$HOME/.cache/ctp-ops}/kv-venv"
+if ! command -v kubernetes-validate >/dev/null 2>&1 && [ ! -x "$kv_venv/bin/kubernetes-validate" ]; then
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    fi
+  fi
+  echo "setup: installing kubernetes-validate into $kv_venv" >&2
+  python3 -m venv "$kv_venv"
+  "$kv_venv/bin/pip" install -q kubernetes-validate
+fi

@@ -11,6 +11,7 @@
 //! - [`cli`]: the shared `main`, stderr messages prefixed with the tool name;
 //! - [`signals`]: SIGINT/SIGTERM flag, interruptible sleeps and condition waits with deadlines;
 //! - [`lock`]: one drill of a kind at a time;
+//! - [`paths`]: where configs, the calendar and the results folder are, in a checkout and installed;
 //! - [`process`]: shell steps with timeouts, process groups and captured output; pid checks,
 //!   sibling binaries, shell quoting;
 //! - [`reaper`]: the dead-man reaper: a drill's children die with it, also on SIGKILL;
@@ -32,6 +33,7 @@ pub mod health;
 pub mod io;
 pub mod jsonl;
 pub mod lock;
+pub mod paths;
 pub mod process;
 pub mod provenance;
 pub mod reaper;

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    evidence_core::cli::main("render-k8s", render_k8s::run)
+}
