@@ -7,7 +7,7 @@
 //! accept, auth, login, close and state change is logged with `ts_ns` as JSONL (`--event-log`):
 //! the ground truth drill measurements are checked against. Threads, no async runtime.
 
-pub mod proto;
+pub use reconnect_core::sim_proto as proto;
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};

@@ -24,11 +24,11 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use ctp_config::{CtpConfig, PasswordSource};
-use ctp_front_sim::proto::{self, Client, Credentials, Message};
 use evidence_core::cli::{self, EXIT_STATUS_HELP};
-use evidence_core::compat::{HealthSample, HealthState, write_health_line};
 use evidence_core::time::now_ns;
 use evidence_core::{EvidenceError, Exit, Result, signals};
+use reconnect_core::probe_log::{HealthSample, HealthState, write_health_line};
+use reconnect_core::sim_proto::{self as proto, Client, Credentials, Message};
 use serde_json::{Value, json};
 
 const AFTER_HELP: &str = "\

@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 
 use evidence_core::cli::{self, EXIT_STATUS_HELP};
-use evidence_core::compat::{self, FaultEvent, FaultParameters, Mode, Phase, Scenario};
 use evidence_core::time::now_ns;
 use evidence_core::{EvidenceError, Exit, Result, signals};
-use fault_proxy::control::{Client, Request};
+use reconnect_core::control::{Client, Request};
+use reconnect_core::fault_event::{self, FaultEvent, FaultParameters, Mode, Phase, Scenario};
 
 use crate::cmd::Cmd;
 
@@ -454,7 +454,7 @@ impl Ctx<'_> {
             iface: c.iface.clone(),
             delay_ms: c.delay_ms.to_string(),
             jitter_ms: c.jitter_ms.to_string(),
-            loss_percent: compat::python_float_text(c.loss_percent),
+            loss_percent: fault_event::python_float_text(c.loss_percent),
             extra: Vec::new(),
         };
         let mut ev = FaultEvent::new(now_ns(), mode, self.shape.scenario, phase, execute, params);
@@ -469,7 +469,7 @@ impl Ctx<'_> {
         if self.cli.event_log_file.is_empty() {
             return Ok(());
         }
-        compat::append_fault_event(Path::new(&self.cli.event_log_file), ev)
+        fault_event::append_fault_event(Path::new(&self.cli.event_log_file), ev)
     }
 }
 
@@ -1090,7 +1090,7 @@ fn clear_mode(cli: &Cli) -> Result<Exit> {
             iface: cli.iface.clone(),
             delay_ms: cli.delay_ms.to_string(),
             jitter_ms: cli.jitter_ms.to_string(),
-            loss_percent: compat::python_float_text(cli.loss_percent),
+            loss_percent: fault_event::python_float_text(cli.loss_percent),
             extra: Vec::new(),
         };
         let mut ev = FaultEvent::new(
@@ -1103,7 +1103,7 @@ fn clear_mode(cli: &Cli) -> Result<Exit> {
         );
         ev.drill_id = cli.drill_id.clone();
         ev.backend = Some(cli.backend.name().to_string());
-        compat::append_fault_event(Path::new(&cli.event_log_file), &ev)?;
+        fault_event::append_fault_event(Path::new(&cli.event_log_file), &ev)?;
     }
     Ok(Exit::Pass)
 }

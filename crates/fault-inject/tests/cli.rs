@@ -15,10 +15,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use evidence_core::compat::{FaultEvent, Mode, Phase, Scenario};
 use fault_proxy::control::{Client, Server};
 use fault_proxy::engine::{Options, Proxy};
 use fault_proxy::spec::{Direction, Fault};
+use reconnect_core::fault_event::{FaultEvent, Mode, Phase, Scenario};
 use test_support::{is_root, run, skip, wait_until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fault-inject");
@@ -432,7 +432,7 @@ impl TestProxy {
         Client::connect(self.sock()).unwrap()
     }
 
-    fn faults(&self) -> Vec<fault_proxy::control::FaultInfo> {
+    fn faults(&self) -> Vec<reconnect_core::control::FaultInfo> {
         self.client().list().unwrap()
     }
 

@@ -6,8 +6,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
 use evidence_core::Result;
-use evidence_core::compat::{HealthSample, HealthState, parse_health_line};
 use evidence_core::error::EvidenceError;
+use reconnect_core::probe_log::{HealthSample, HealthState, parse_health_line};
 
 /// The samples of a probe log read so far.
 pub struct HealthTail {

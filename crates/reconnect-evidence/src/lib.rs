@@ -10,7 +10,6 @@
 //! exit status is the drill's verdict. Every run has a fresh folder (`<runtime>/reconnect/<id>/`).
 
 pub mod children;
-pub mod crosscheck;
 pub mod health;
 pub mod reaper;
 pub mod scenario;
@@ -26,13 +25,16 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use ctp_config::{CtpConfig, Environment, Front, PasswordSource};
 use evidence_core::cli::{self, EXIT_STATUS_HELP};
-use evidence_core::compat::{FaultEventReader, Phase, Scenario};
 use evidence_core::io::write_atomic;
 use evidence_core::lock::LockFile;
 use evidence_core::process::{RunOptions, run_command};
 use evidence_core::provenance::Provenance;
 use evidence_core::time::{format_utc, now_ns};
 use evidence_core::{EvidenceError, Exit, Result, signals};
+use reconnect_core::crosscheck;
+use reconnect_core::fault_event::{FaultEventReader, Phase, Scenario};
+use reconnect_core::probe_events::read_probe_events;
+use reconnect_core::sim_events::read_sim_events;
 use serde_json::{Value, json};
 use trading_calendar::{Calendar, NightSelect};
 
@@ -1737,15 +1739,16 @@ fn run_step(r: &mut Running<'_>, step: &Step) -> Result<StepResult> {
     }
     let unhealthy_seen = unhealthy_before || apply.is_some_and(|a| r.tail.unhealthy_seen_since(a));
     // Local drill with ctp-probe: the recovery moment against the simulator's login log.
-    let sim_login = healthy_again
+    let sim_login = match healthy_again
         .filter(|t| r.d.a.local && r.d.tools.ours && unhealthy_seen && *t > clear_ts)
-        .and_then(|t| {
-            crosscheck::sim_login_moment(
-                &r.d.p("probe_events.jsonl"),
-                &r.d.p("sim_events.jsonl"),
-                t,
-            )
-        });
+    {
+        Some(t) => crosscheck::sim_login_moment(
+            &read_probe_events(&r.d.p("probe_events.jsonl"))?,
+            &read_sim_events(&r.d.p("sim_events.jsonl"))?,
+            t,
+        ),
+        None => None,
+    };
     match healthy_again {
         Some(_) if before_clear => cli::info(&format!(
             "{}: cleared; probe went unhealthy and was healthy again before the clear (recovery counted at the clear)",

@@ -16,10 +16,9 @@
 
 use std::collections::HashMap;
 
-use evidence_core::compat::{
-    FaultEvent, FaultParameters, HealthSample, HealthState, Phase, Scenario,
-};
 use evidence_core::{EvidenceError, Result};
+use reconnect_core::fault_event::{FaultEvent, FaultParameters, Phase, Scenario};
+use reconnect_core::probe_log::{HealthSample, HealthState};
 
 /// The outcome of one window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -451,7 +450,7 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use evidence_core::compat::Mode;
+    use reconnect_core::fault_event::Mode;
 
     const S: i64 = 1_000_000_000;
 

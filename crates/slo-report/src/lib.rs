@@ -15,13 +15,12 @@ use std::path::{Component, Path, PathBuf};
 
 use clap::Parser;
 use evidence_core::cli::{EXIT_STATUS_HELP, info, stdout_write, warn};
-use evidence_core::compat::{
-    FaultEventReader, HealthLogReader, HealthSample, HealthState, ensure_ascii,
-};
 use evidence_core::io::{Input, write_atomic};
 use evidence_core::provenance::Provenance;
 use evidence_core::time::now_ns;
 use evidence_core::{EvidenceError, Exit, Result};
+use reconnect_core::fault_event::{FaultEventReader, ensure_ascii};
+use reconnect_core::probe_log::{HealthLogReader, HealthSample, HealthState};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use evidence_core::compat::Scenario;
 use evidence_core::{EvidenceError, Result};
+use reconnect_core::fault_event::Scenario;
 
 use crate::analysis::{Pairing, Stats, Status, Window, secs};
 use crate::fmt::{g, iso_utc, yes_no};
@@ -374,7 +374,7 @@ pub fn samples_csv(windows: &[Window]) -> Result<Vec<u8>> {
         "clear_line",
         "drill_id",
     ];
-    header.extend(evidence_core::compat::PARAMETER_KEYS);
+    header.extend(reconnect_core::fault_event::PARAMETER_KEYS);
     w.write_record(&header).map_err(io)?;
     for (i, win) in windows.iter().enumerate() {
         let mut row: Vec<String> = vec![

@@ -4,7 +4,8 @@
 
 use std::fmt::Write as _;
 
-use evidence_core::compat::{HealthState, Scenario};
+use reconnect_core::fault_event::Scenario;
+use reconnect_core::probe_log::HealthState;
 
 use crate::analysis::{MergeSummary, Status, Window, secs};
 use crate::fmt::{hms_utc, iso_utc};

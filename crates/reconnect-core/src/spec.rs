@@ -44,6 +44,24 @@ pub enum Way {
 impl Way {
     /// Both flows, in a fixed order.
     pub const ALL: [Way; 2] = [Way::Upstream, Way::Downstream];
+
+    /// The opposite flow.
+    #[must_use]
+    pub fn other(self) -> Way {
+        match self {
+            Way::Upstream => Way::Downstream,
+            Way::Downstream => Way::Upstream,
+        }
+    }
+
+    /// `up` or `down`.
+    #[must_use]
+    pub fn short(self) -> &'static str {
+        match self {
+            Way::Upstream => "up",
+            Way::Downstream => "down",
+        }
+    }
 }
 
 /// How a `stall` fault rolls its probability.
