@@ -9,8 +9,10 @@
 //! so one outage is never counted in two windows.
 //!
 //! Feed the samples after the clear in time order ([`RecoverySearch::feed`]); tell it the time
-//! when no sample comes ([`RecoverySearch::advance_to`]); [`RecoverySearch::finish`] when the
-//! evidence ends.
+//! when no sample comes ([`RecoverySearch::advance_to`]). When the probe log ends (slo-report),
+//! [`RecoverySearch::finish`] ends the search like the next apply would: a probe healthy from a
+//! moment to the end of its log recovered then. When a drill's deadline passes before the settle
+//! interval, [`RecoverySearch::give_up`] says `Unsettled`.
 
 use crate::probe_log::{HealthSample, HealthState};
 
@@ -109,35 +111,44 @@ impl RecoverySearch {
     /// Time has reached `now_ns` with no sample since the last one fed: decides when a candidate
     /// has been healthy for the settle interval, or the next apply has come.
     pub fn advance_to(&mut self, now_ns: i64) -> Option<Outcome> {
-        if self.outcome.is_some() {
-            return self.outcome;
+        if self.outcome.is_none() {
+            if self.end_ns.is_some_and(|end| now_ns >= end) {
+                self.decide_at_end();
+            } else {
+                self.settle_check(now_ns);
+            }
         }
-        if let Some(end) = self.end_ns
-            && now_ns >= end
-        {
-            self.outcome = Some(match self.candidate {
-                Some(c) if c < end || (c == end && self.settle_ns == 0) => {
-                    Outcome::Recovered { at_ns: c }
-                }
-                _ => Outcome::NotRecovered(NotRecovered::NextApply),
-            });
-            return self.outcome;
-        }
+        self.outcome
+    }
+
+    fn settle_check(&mut self, now_ns: i64) {
         if let Some(c) = self.candidate
             && now_ns - c >= self.settle_ns
         {
             self.outcome = Some(Outcome::Recovered { at_ns: c });
         }
-        self.outcome
     }
 
-    /// Feed the next sample (time order). Samples at or before the clear are ignored.
+    /// The next apply: a probe healthy from a candidate until it recovered at the candidate.
+    fn decide_at_end(&mut self) {
+        self.outcome = Some(match self.candidate {
+            Some(c) => Outcome::Recovered { at_ns: c },
+            None => Outcome::NotRecovered(NotRecovered::NextApply),
+        });
+    }
+
+    /// Feed the next sample (time order). Samples at or before the clear are ignored; a sample
+    /// at the next apply is still this window's.
     pub fn feed(&mut self, s: HealthSample) -> Option<Outcome> {
         if self.outcome.is_some() || s.ts_ns <= self.clear_ns {
             return self.outcome;
         }
         // Until this sample the state was the candidate's (healthy) or unhealthy.
-        if self.advance_to(s.ts_ns).is_some() {
+        self.settle_check(s.ts_ns);
+        if self.outcome.is_none() && self.end_ns.is_some_and(|end| s.ts_ns > end) {
+            self.decide_at_end();
+        }
+        if self.outcome.is_some() {
             return self.outcome;
         }
         self.samples_after_clear += 1;
@@ -153,9 +164,19 @@ impl RecoverySearch {
         self.advance_to(s.ts_ns)
     }
 
-    /// The evidence ends (the log, or the drill's deadline).
+    /// The probe log ends: the end of the evidence ends the search, as the next apply does.
     #[must_use]
     pub fn finish(self) -> Outcome {
+        self.outcome.unwrap_or(match self.candidate {
+            Some(c) => Outcome::Recovered { at_ns: c },
+            None => Outcome::NotRecovered(NotRecovered::NeverHealthy),
+        })
+    }
+
+    /// A drill's deadline passed while it waited: a healthy run shorter than the settle interval
+    /// is `Unsettled`.
+    #[must_use]
+    pub fn give_up(self) -> Outcome {
         self.outcome
             .unwrap_or(Outcome::NotRecovered(match self.candidate {
                 Some(c) => NotRecovered::Unsettled {
@@ -234,6 +255,9 @@ mod tests {
         // Healthy from 2500 until the next apply at 3000 (less than the settle): recovered.
         let (o, _) = run(Some(false), &[(2500, true), (3100, false)], Some(3000));
         assert_eq!(o, Outcome::Recovered { at_ns: 2500 * MS });
+        // A sample at the next apply is still this window's.
+        let (o, _) = run(Some(false), &[(3000, true), (3100, false)], Some(3000));
+        assert_eq!(o, Outcome::Recovered { at_ns: 3000 * MS });
     }
 
     #[test]
@@ -247,10 +271,13 @@ mod tests {
     }
 
     #[test]
-    fn evidence_ending_early_is_unsettled_or_never_healthy() {
+    fn the_end_of_the_log_ends_the_search_a_deadline_is_unsettled() {
         let (o, _) = run(Some(false), &[(1200, true), (1300, true)], None);
+        assert_eq!(o, Outcome::Recovered { at_ns: 1200 * MS });
+        let mut r = RecoverySearch::new(1000 * MS, Some(HealthState::Unhealthy), 1000 * MS, None);
+        r.feed(s(1200, true));
         assert_eq!(
-            o,
+            r.give_up(),
             Outcome::NotRecovered(NotRecovered::Unsettled {
                 healthy_since_ns: 1200 * MS
             })

@@ -34,6 +34,7 @@ use evidence_core::{EvidenceError, Exit, Result, signals};
 use reconnect_core::crosscheck;
 use reconnect_core::fault_event::{FaultEventReader, Phase, Scenario};
 use reconnect_core::probe_events::read_probe_events;
+use reconnect_core::recovery::{NotRecovered, Outcome, RecoverySearch};
 use reconnect_core::sim_events::read_sim_events;
 use serde_json::{Value, json};
 use trading_calendar::{Calendar, NightSelect};
@@ -296,9 +297,14 @@ pub struct Cli {
     /// After each clear, wait at most this long for the probe to be healthy again.
     #[arg(long, default_value_t = 60)]
     pub recovery_timeout_sec: u64,
-    /// The probe must stay healthy this long before the next fault (and before the first).
+    /// The probe must stay healthy this long before the next fault (and before the first); the
+    /// recovery rule's settle interval (passed to slo-report).
     #[arg(long, default_value_t = 1000)]
     pub settle_ms: u64,
+    /// Local drills with ctp-probe: a recovery moment that differs from ctp-front-sim's own log
+    /// by more than this fails the drill (the probe's figures are not trustworthy).
+    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub sim_agreement_bound_ms: u64,
     /// ctp-probe's --heartbeat-timeout-ms (not passed to a --probe-bin).
     #[arg(long, value_name = "MS")]
     pub heartbeat_timeout_ms: Option<u64>,
@@ -793,7 +799,8 @@ impl Drill<'_> {
         v
     }
 
-    fn report_argv(&self) -> Vec<String> {
+    /// slo-report's command line; `measured` adds what the drill itself measured.
+    fn report_argv(&self, measured: &[String]) -> Vec<String> {
         let c = self.cli;
         let chain = match c.strategy_bridge_chain_status {
             ChainStatus::Unknown | ChainStatus::Auto => "unknown",
@@ -865,8 +872,11 @@ impl Drill<'_> {
             s(&c.timeline_svg),
             "--drill-id".into(),
             self.drill_id.clone(),
+            "--settle-ms".into(),
+            c.settle_ms.to_string(),
         ]
         .into_iter()
+        .chain(measured.iter().cloned())
         .chain(c.no_fail.then(|| "--no-fail".to_string()))
         .collect()
     }
@@ -1048,7 +1058,7 @@ fn dry_run(d: &Drill<'_>) -> Result<Exit> {
         }
         echo(&dd);
     }
-    echo(&d.report_argv());
+    echo(&d.report_argv(&[]));
     cli::info(&format!(
         "dry run: nothing started, nothing injected, no file written{}",
         if c.execute_faults {
@@ -1164,6 +1174,11 @@ fn execute_drill(d: Drill<'_>) -> Result<Exit> {
     };
     r.kids.set_reaper(reaper.id());
     let outcome = drive(&mut r);
+    // Every long-running child still alive at the end (a dead probe already failed the drive).
+    let died = r.kids.died(&["fault-inject"]);
+    for name in &died {
+        cli::warn(&format!("{name} died during the drill"));
+    }
     // A fault still in place goes first (fault-inject clears it on SIGTERM), then the probe (its
     // final line), then the proxy and the simulator.
     r.kids.stop("fault-inject");
@@ -1181,7 +1196,7 @@ fn execute_drill(d: Drill<'_>) -> Result<Exit> {
     let mut report_exit: Option<i32> = None;
     if outcome.is_ok() {
         copy_compat(&r)?;
-        let argv = r.d.report_argv();
+        let argv = r.d.report_argv(&measured(&r, died.is_empty()));
         echo(&argv);
         let opts = RunOptions {
             timeout: Duration::from_secs(600),
@@ -1527,6 +1542,39 @@ fn probe_died(r: &mut Running<'_>) -> Option<EvidenceError> {
     })
 }
 
+/// Wait for the window's recovery by reconnect-core's one rule (the rule slo-report applies to the
+/// same log): from the clear, until the probe has been healthy for the settle time, or
+/// `deadline`. Also says whether the probe went unhealthy after the clear before that.
+fn wait_recovery(r: &mut Running<'_>, clear_ns: i64, deadline: Instant) -> Result<(Outcome, bool)> {
+    /// A line the probe wrote just now may not have been read yet: judge the settle interval
+    /// only up to this long ago.
+    const READ_MARGIN_NS: i64 = 20_000_000;
+    let settle_ns = i64::try_from(r.d.cli.settle_ms).unwrap_or(i64::MAX / 2) * 1_000_000;
+    r.tail.poll()?;
+    let mut search = RecoverySearch::new(clear_ns, r.tail.state_at(clear_ns), settle_ns, None);
+    let mut fed = 0;
+    loop {
+        signals::check()?;
+        r.tail.poll()?;
+        if let Some(e) = probe_died(r) {
+            return Err(e);
+        }
+        let samples = r.tail.samples();
+        for s in &samples[fed.min(samples.len())..] {
+            search.feed(*s);
+        }
+        fed = samples.len();
+        if let Some(o) = search.advance_to(now_ns() - READ_MARGIN_NS) {
+            return Ok((o, search.first_unhealthy_ns().is_some()));
+        }
+        if Instant::now() >= deadline {
+            let after = search.first_unhealthy_ns().is_some();
+            return Ok((search.give_up(), after));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Wait until the probe is healthy at or after `after_ns` and has stayed healthy for the settle
 /// time, or until `deadline`.
 fn wait_settled(r: &mut Running<'_>, after_ns: i64, deadline: Instant) -> Result<Settled> {
@@ -1715,32 +1763,25 @@ fn run_step(r: &mut Running<'_>, step: &Step) -> Result<StepResult> {
     // The window as fault-inject recorded it.
     let (apply, clear) = new_window(&events_path, before, step.scenario, &r.d.drill_id)?;
     let clear_ts = clear.unwrap_or_else(now_ns);
-    let unhealthy_before = {
-        r.tail.poll()?;
-        apply.is_some_and(|a| r.tail.unhealthy_seen_since(a))
-    };
     let wait_start = Instant::now();
     let deadline = wait_start + Duration::from_secs(r.d.cli.recovery_timeout_sec);
-    let settled = wait_settled(r, clear_ts, deadline)?;
+    let (outcome, unhealthy_after_clear) = wait_recovery(r, clear_ts, deadline)?;
     let waited_ms = u64::try_from(wait_start.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let (mut healthy_again, ok) = match settled {
-        Settled::Yes(t) => (Some(t), true),
-        Settled::Unsettled(t) => (Some(t), false),
-        Settled::No => (None, false),
+    let (healthy_again, ok) = match outcome {
+        Outcome::Recovered { at_ns } => (Some(at_ns), true),
+        Outcome::NotRecovered(NotRecovered::Unsettled { healthy_since_ns }) => {
+            (Some(healthy_since_ns), false)
+        }
+        Outcome::NotRecovered(_) => (None, false),
     };
-    // Healthy again during the hold: the first healthy line after the clear is only a periodic
-    // one; the recovery is at the clear, as slo-report counts it.
-    let before_clear = match (apply, healthy_again) {
-        (Some(a), Some(t)) => r.tail.recovered_before_clear(a, clear_ts, t),
-        _ => false,
-    };
-    if before_clear {
-        healthy_again = Some(clear_ts);
-    }
-    let unhealthy_seen = unhealthy_before || apply.is_some_and(|a| r.tail.unhealthy_seen_since(a));
+    let dipped = apply.is_some_and(|a| r.tail.unhealthy_between(a, clear_ts));
+    // Healthy again during the hold and stayed so: the recovery is at the clear (the rule's
+    // first candidate), as slo-report counts it.
+    let before_clear = dipped && healthy_again == Some(clear_ts);
+    let unhealthy_seen = dipped || unhealthy_after_clear;
     // Local drill with ctp-probe: the recovery moment against the simulator's login log.
     let sim_login = match healthy_again
-        .filter(|t| r.d.a.local && r.d.tools.ours && unhealthy_seen && *t > clear_ts)
+        .filter(|t| r.d.a.local && r.d.tools.ours && unhealthy_seen && *t > clear_ts && ok)
     {
         Some(t) => crosscheck::sim_login_moment(
             &read_probe_events(&r.d.p("probe_events.jsonl"))?,
@@ -1786,6 +1827,31 @@ fn run_step(r: &mut Running<'_>, step: &Step) -> Result<StepResult> {
         settled: ok,
         waited_ms,
     })
+}
+
+/// What the drill measured for slo-report's acceptance list and verdict: whether its processes
+/// survived, and (local drills with ctp-probe) the largest difference between the probe's
+/// recovery moments and ctp-front-sim's log, with the bound.
+fn measured(r: &Running<'_>, survived: bool) -> Vec<String> {
+    let mut v = vec![
+        "--processes-survived".to_string(),
+        if survived { "yes" } else { "no" }.to_string(),
+    ];
+    let diffs: Vec<i64> = r
+        .results
+        .iter()
+        .filter_map(|x| x.healthy_again_ts_ns.zip(x.sim_login_ts_ns))
+        .map(|(h, s)| (h - s).abs())
+        .collect();
+    if let Some(max) = diffs.iter().max() {
+        v.extend([
+            "--sim-max-diff-ms".to_string(),
+            format!("{:.3}", *max as f64 / 1e6),
+            "--sim-bound-ms".to_string(),
+            r.d.cli.sim_agreement_bound_ms.to_string(),
+        ]);
+    }
+    v
 }
 
 fn count_lines(p: &Path) -> usize {

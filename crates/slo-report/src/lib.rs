@@ -132,12 +132,47 @@ pub struct Cli {
     /// Also write an SVG timeline of health against the fault windows (linked from the report).
     #[arg(long, value_name = "PATH")]
     pub timeline_svg: Option<PathBuf>,
+    /// Recovery rule: a window recovers at the first healthy moment after which the probe stays
+    /// healthy this long (or until the next apply). reconnect-evidence passes its own.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub settle_ms: u64,
+    /// The drill's processes (probe, simulator, proxy) stayed alive from start to stop, as the
+    /// caller measured it. Without it the report's acceptance list has no crash line (nothing
+    /// measured it); `no` misses the target.
+    #[arg(long, value_enum, value_name = "yes|no")]
+    pub processes_survived: Option<YesNo>,
+    /// Largest |probe − simulator| of the recovery moments the caller cross-checked against
+    /// ctp-front-sim's log (ms). Beyond --sim-bound-ms the target is missed: the probe's figures
+    /// are not trustworthy.
+    #[arg(long, value_name = "MS", value_parser = finite_ms)]
+    pub sim_max_diff_ms: Option<f64>,
+    /// Bound of the simulator cross-check (ms).
+    #[arg(long, value_name = "MS", default_value_t = 100.0, value_parser = finite_ms)]
+    pub sim_bound_ms: f64,
     /// Only use fault events with this `drill_id`.
     #[arg(long, value_name = "ID")]
     pub drill_id: Option<String>,
     /// Exit 0 even when the target is missed (the original's behaviour); bad input still exits 2.
     #[arg(long)]
     pub no_fail: bool,
+}
+
+/// `yes` or `no`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum YesNo {
+    /// Yes.
+    Yes,
+    /// No.
+    No,
+}
+
+fn finite_ms(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "expected a number of milliseconds >= 0, found {s:?}"
+        )),
+    }
 }
 
 fn opt_path(s: &str) -> Option<PathBuf> {
@@ -192,9 +227,10 @@ struct ProbeRead {
 fn merge_samples(
     windows: &mut [Window],
     samples: impl Iterator<Item = (usize, HealthSample)>,
+    settle_ns: i64,
     keep_changes: bool,
 ) -> std::result::Result<MergeSummary, analysis::OutOfOrder> {
-    let mut m = Merge::new(windows, keep_changes);
+    let mut m = Merge::new(windows, settle_ns, keep_changes);
     for (line, s) in samples {
         m.feed(s, line)?;
     }
@@ -203,14 +239,19 @@ fn merge_samples(
 
 /// Stream the probe log once over `windows`. When a sample is older than the one before it, read
 /// the whole log again into memory, sort it (stable) by `ts_ns`, and merge again.
-fn read_probe(input: &Input, windows: &mut Vec<Window>, keep_changes: bool) -> Result<ProbeRead> {
+fn read_probe(
+    input: &Input,
+    windows: &mut Vec<Window>,
+    settle_ns: i64,
+    keep_changes: bool,
+) -> Result<ProbeRead> {
     let pristine = windows.clone();
     let label = input.label();
     let mut hasher = Sha256::new();
     let mut all: Option<Vec<(usize, HealthSample)>> = input.is_stdin().then(Vec::new);
     let mut reader = HealthLogReader::new(input.open()?, label.clone());
     let disorder = {
-        let mut m = Merge::new(windows, keep_changes);
+        let mut m = Merge::new(windows, settle_ns, keep_changes);
         let mut disorder = None;
         while let Some(r) = reader.next_with(|b| hasher.update(b)) {
             let (line, s) = r?;
@@ -254,7 +295,7 @@ fn read_probe(input: &Input, windows: &mut Vec<Window>, keep_changes: bool) -> R
     };
     samples.sort_by_key(|(_, s)| s.ts_ns);
     *windows = pristine;
-    let summary = merge_samples(windows, samples.into_iter(), keep_changes)
+    let summary = merge_samples(windows, samples.into_iter(), settle_ns, keep_changes)
         .map_err(|_| EvidenceError::failed("internal error: sorted samples out of order"))?;
     Ok(ProbeRead {
         summary,
@@ -395,10 +436,18 @@ pub fn run(cli: Cli) -> Result<Exit> {
     let probe = read_probe(
         &cli.probe_log_file,
         &mut pairing.windows,
+        i64::try_from(cli.settle_ms)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1_000_000),
         cli.timeline_svg.is_some(),
     )?;
     let summary = &probe.summary;
-    let outcome = report::outcome(&pairing.windows, cli.target_p99_sec);
+    let sim = cli.sim_max_diff_ms.map(|d| report::SimAgreement {
+        max_diff_ms: d,
+        bound_ms: cli.sim_bound_ms,
+    });
+    let outcome = report::outcome(&pairing.windows, cli.target_p99_sec)
+        .with_measured(cli.processes_survived.map(|y| y == YesNo::Yes), sim);
     prov.dry_run = pairing.executed_events == 0;
     prov.finish();
 

@@ -37,6 +37,52 @@ pub struct Outcome {
     pub meets_target: bool,
     /// Why not.
     pub reasons: Vec<String>,
+    /// The drill's processes stayed alive from start to stop, as the caller measured it (`None`:
+    /// not measured, and the report says nothing about crashes).
+    pub survived: Option<bool>,
+    /// The probe's recovery moments against the simulator's log, as the caller measured them.
+    pub sim: Option<SimAgreement>,
+}
+
+/// The probe-vs-simulator cross-check of a local drill (reconnect_core::crosscheck).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimAgreement {
+    /// Largest |probe − simulator| over the cross-checked windows (ms).
+    pub max_diff_ms: f64,
+    /// The bound (ms).
+    pub bound_ms: f64,
+}
+
+impl SimAgreement {
+    /// Within the bound.
+    #[must_use]
+    pub fn agrees(&self) -> bool {
+        self.max_diff_ms.abs() <= self.bound_ms
+    }
+}
+
+impl Outcome {
+    /// Add what the caller measured; a disagreement with the simulator or a crash misses the
+    /// target (the probe's figures cannot be trusted, or the drill did not survive).
+    pub fn with_measured(mut self, survived: Option<bool>, sim: Option<SimAgreement>) -> Outcome {
+        if let Some(a) = sim
+            && !a.agrees()
+        {
+            self.reasons.push(format!(
+                "the probe disagrees with ctp-front-sim's log by {:.3} ms (bound {} ms): its figures are not trustworthy",
+                a.max_diff_ms,
+                g(a.bound_ms)
+            ));
+        }
+        if survived == Some(false) {
+            self.reasons
+                .push("a process of the drill died before the end".to_string());
+        }
+        self.meets_target = self.reasons.is_empty();
+        self.survived = survived;
+        self.sim = sim;
+        self
+    }
 }
 
 /// Compute the outcome of the measured windows against `target_s`.
@@ -101,6 +147,8 @@ pub fn outcome(windows: &[Window], target_s: f64) -> Outcome {
         per_scenario,
         meets_target: reasons.is_empty(),
         reasons,
+        survived: None,
+        sim: None,
     }
 }
 
@@ -269,11 +317,21 @@ pub fn markdown(h: &Header, p: &Pairing, o: &Outcome, probe: &ProbeFacts) -> Str
         box_(o.meets_target),
         g(h.target_s)
     ));
-    s.push_str("- [ ] no crash (manual confirmation required)\n");
+    if let Some(alive) = o.survived {
+        s.push_str(&format!("- {} no crash\n", box_(alive)));
+    }
     s.push_str(&format!(
         "- {} no stuck state after repeated runs\n",
         box_(not_stuck)
     ));
+    if let Some(a) = o.sim {
+        s.push_str(&format!(
+            "- {} probe agrees with the simulator's log within {} ms (max |diff| {:.3} ms)\n",
+            box_(a.agrees()),
+            g(a.bound_ms),
+            a.max_diff_ms
+        ));
+    }
     s.push_str("\n## Logs and Evidence\n\n");
     s.push_str(&format!("- Probe log file: {}\n", h.probe_path));
     s.push_str(&format!("- Fault events file: {}\n", h.events_path));
