@@ -383,16 +383,19 @@ impl CtpConfig {
                 ));
             }
         };
-        let section = match top.get("ctp") {
-            Some(Value::Mapping(m)) => m.clone(),
+        let mut top = top;
+        let in_section = top.contains_key("ctp");
+        let index = KeyLines::of(text, in_section.then_some("ctp"));
+        let section = match top.swap_remove("ctp") {
+            Some(Value::Mapping(m)) => m,
             Some(Value::Null) => yaml_serde::Mapping::new(),
             Some(other) => {
                 return Err(EvidenceError::parse(
                     &label,
-                    key_line(text, "ctp"),
+                    index.section_line,
                     "ctp",
                     "a mapping of key: value",
-                    kind_name(other),
+                    kind_name(&other),
                 ));
             }
             None => top,
@@ -408,18 +411,20 @@ impl CtpConfig {
                     kind_name(k),
                 ));
             };
-            let line = Some(key_line(text, key)).filter(|l| *l > 0);
+            let at = index.keys.get(key);
+            let line = at.map(|(l, _)| *l);
+            // Keep a bool or a number as written (`True`, `1e3`, `0x1F`, `1.50`, `000001`): a
+            // password or an id is text, integer fields reject what the original rejected, and
+            // messages quote the file. The text is taken from this key's own line in the section
+            // and only when it reads back as the same value.
+            let as_written = || {
+                at.and_then(|(_, l)| plain_scalar_text(l))
+                    .filter(|t| same_scalar(t, v))
+            };
             let value = match v {
                 Value::Null => String::new(),
-                // Keep a bool or a number as written (`True`, `1e3`, `0x1F`, `1.50`, `000001`):
-                // a password or an id is text, integer fields reject what the original rejected,
-                // and messages quote the file.
-                Value::Bool(b) => line
-                    .and_then(|l| plain_scalar_text(text, l))
-                    .unwrap_or_else(|| b.to_string()),
-                Value::Number(n) => line
-                    .and_then(|l| plain_scalar_text(text, l))
-                    .unwrap_or_else(|| n.to_string()),
+                Value::Bool(b) => as_written().unwrap_or_else(|| b.to_string()),
+                Value::Number(n) => as_written().unwrap_or_else(|| n.to_string()),
                 Value::String(s) => s.clone(),
                 Value::Sequence(items) => {
                     // instruments: [a, b] is allowed as a list of scalars.
@@ -756,33 +761,130 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// The 1-based line where `key:` first appears as a mapping key (0 when not found).
-fn key_line(text: &str, key: &str) -> usize {
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim_start();
-        let t = t
-            .strip_prefix('"')
-            .and_then(|r| r.strip_prefix(key).and_then(|r| r.strip_prefix('"')))
-            .or_else(|| t.strip_prefix(key));
-        if let Some(rest) = t
-            && rest.trim_start().starts_with(':')
-        {
-            return i + 1;
-        }
-    }
-    0
+/// Where the keys of the section the values come from are written: one pass over the text (by
+/// indentation, the block of the top-level `section:` key, or the top level of a flat file),
+/// so that a key of another section (`legacy: {enable_real_api: false}`) never lends its line or
+/// its text, and a large file costs linear time.
+struct KeyLines<'t> {
+    /// Line of the `section:` key (0 when not found or flat).
+    section_line: usize,
+    /// First line (1-based) and its text of each key of the section.
+    keys: std::collections::HashMap<&'t str, (usize, &'t str)>,
 }
 
-/// The plain (unquoted) scalar text after `key:` on 1-based `line`, without a trailing comment.
-fn plain_scalar_text(text: &str, line: usize) -> Option<String> {
-    let l = text.lines().nth(line.checked_sub(1)?)?;
-    let (_, v) = l.split_once(':')?;
+impl<'t> KeyLines<'t> {
+    fn of(text: &'t str, section: Option<&str>) -> KeyLines<'t> {
+        let mut out = KeyLines {
+            section_line: 0,
+            keys: std::collections::HashMap::new(),
+        };
+        // Inside the block we index; its keys' indentation, once seen.
+        let mut inside = section.is_none();
+        let mut child_indent: Option<usize> = if section.is_none() { Some(0) } else { None };
+        for (i, line) in text.lines().enumerate() {
+            let body = line.trim_start_matches(' ');
+            if body.is_empty() || body.starts_with('#') || line.starts_with("---") {
+                continue;
+            }
+            let indent = line.len() - body.len();
+            if let Some(sec) = section
+                && indent == 0
+            {
+                inside = !inside && mapping_key(body) == Some(sec);
+                if inside {
+                    out.section_line = i + 1;
+                    child_indent = None;
+                }
+                continue;
+            }
+            if !inside {
+                continue;
+            }
+            let want = *child_indent.get_or_insert(indent);
+            if indent == want
+                && let Some(k) = mapping_key(body)
+            {
+                out.keys.entry(k).or_insert((i + 1, line));
+            }
+        }
+        out
+    }
+}
+
+/// The key of a `key: value` line (plain, or quoted with `"` or `'`), without its quotes.
+fn mapping_key(body: &str) -> Option<&str> {
+    let (key, rest) = match body.as_bytes().first()? {
+        q @ (b'"' | b'\'') => {
+            let end = body[1..].find(*q as char)? + 1;
+            (&body[1..end], &body[end + 1..])
+        }
+        _ => {
+            let colon = body
+                .char_indices()
+                .find(|&(i, c)| {
+                    c == ':' && body[i + 1..].chars().next().is_none_or(char::is_whitespace)
+                })?
+                .0;
+            (body[..colon].trim_end(), &body[colon..])
+        }
+    };
+    rest.trim_start().starts_with(':').then_some(key)
+}
+
+/// The plain (unquoted) scalar text after `key:` on a line, without a trailing comment.
+fn plain_scalar_text(line: &str) -> Option<String> {
+    let (_, v) = line.split_once(':')?;
     let v = match v.find(" #") {
         Some(i) => &v[..i],
         None => v,
     };
     let v = v.trim();
     (!v.is_empty() && !v.starts_with(['"', '\'', '[', '{'])).then(|| v.to_string())
+}
+
+/// True when `text` (a plain scalar as written) reads as `value` under YAML 1.2's core schema,
+/// the schema yaml_serde applies: `True` for `true`, `000001` or `0x1`  for `1`, `1e3` for
+/// `1000.0`. Cheap: no second YAML parse per value.
+fn same_scalar(text: &str, value: &Value) -> bool {
+    match value {
+        Value::Bool(b) => match text {
+            "true" | "True" | "TRUE" => *b,
+            "false" | "False" | "FALSE" => !*b,
+            _ => false,
+        },
+        Value::Number(n) => {
+            let (neg, digits) = match text.strip_prefix('-') {
+                Some(d) => (true, d),
+                None => (false, text.strip_prefix('+').unwrap_or(text)),
+            };
+            let int = if let Some(h) = digits.strip_prefix("0x") {
+                i128::from_str_radix(h, 16).ok()
+            } else if let Some(o) = digits.strip_prefix("0o") {
+                i128::from_str_radix(o, 8).ok()
+            } else {
+                digits.parse::<i128>().ok()
+            }
+            .map(|v| if neg { -v } else { v });
+            match int {
+                Some(v) => {
+                    n.as_i64().map(i128::from) == Some(v) || n.as_u64().map(i128::from) == Some(v)
+                }
+                None => {
+                    let f = match text.to_ascii_lowercase().as_str() {
+                        ".inf" | "+.inf" => f64::INFINITY,
+                        "-.inf" => f64::NEG_INFINITY,
+                        ".nan" => return n.as_f64().is_some_and(f64::is_nan),
+                        t => match t.parse::<f64>() {
+                            Ok(f) => f,
+                            Err(_) => return false,
+                        },
+                    };
+                    n.as_f64() == Some(f)
+                }
+            }
+        }
+        _ => false,
+    }
 }
 
 fn kind_name(v: &Value) -> String {
@@ -813,6 +915,52 @@ mod tests {
 
     fn cfg(text: &str) -> CtpConfig {
         CtpConfig::parse_str(text, Path::new("t.yaml")).unwrap()
+    }
+
+    /// Issue 8 item 13: a key under `ctp:` is read from `ctp:` only, its line too.
+    #[test]
+    fn another_section_never_lends_its_value_or_line() {
+        let c = cfg(
+            "legacy:\n  enable_real_api: false\n  user_id: 000001\n  connect_timeout_ms: 9\nctp:\n  # real section\n  enable_real_api: true\n  user_id: 42\n  connect_timeout_ms: 1e3\n",
+        );
+        assert!(c.values.enable_real_api);
+        assert_eq!(c.get("user_id"), Some("42"));
+        assert_eq!(c.get("connect_timeout_ms"), Some("1e3"));
+        assert_eq!(c.line_of("enable_real_api"), Some(7));
+        assert_eq!(c.line_of("connect_timeout_ms"), Some(9));
+        // Nested keys of the section are not the section's keys.
+        let c =
+            cfg("ctp:\n  risk_rule_groups:\n    enable_real_api: false\n  enable_real_api: true\n");
+        assert!(c.values.enable_real_api);
+        assert_eq!(c.line_of("enable_real_api"), Some(4));
+        // Flat files and quoted keys.
+        let c = cfg("# flat\n\"enable_real_api\": true\nuser_id: 7 # c\n");
+        assert!(c.values.enable_real_api);
+        assert_eq!(c.line_of("user_id"), Some(3));
+    }
+
+    /// Issue 8 item 13: linear time (today 60k keys took 35 s). The figure for a 10 MB file is
+    /// scripts/bench/ctp-config.sh's; here 2 MB (70k keys, minutes for a quadratic reader) in a
+    /// debug build on a loaded CI box gets a generous bound.
+    #[test]
+    fn a_large_config_loads_in_linear_time() {
+        let mut text = String::from("legacy:\n");
+        let mut n = 0;
+        while text.len() < 1 << 20 {
+            text.push_str(&format!("  legacy_key_{n}: value {n}\n"));
+            n += 1;
+        }
+        text.push_str("ctp:\n  enable_real_api: false\n");
+        while text.len() < 2 << 20 {
+            text.push_str(&format!("  risk_limit_{n}: {n}\n"));
+            n += 1;
+        }
+        let t = std::time::Instant::now();
+        let c = cfg(&text);
+        let took = t.elapsed();
+        assert!(!c.values.enable_real_api);
+        assert!(c.get(&format!("risk_limit_{}", n - 1)).is_some());
+        assert!(took < std::time::Duration::from_secs(30), "{took:?}");
     }
 
     #[test]
