@@ -222,6 +222,10 @@ pub struct Cli {
     /// Passed to slo-report.
     #[arg(long, value_enum, default_value = "unknown")]
     pub storage_timescale_health: StorageHealth,
+    /// Passed to slo-report: a prod-like health report the storage SLIs are measured from
+    /// (without it, and without the two flags above, they are not measured).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["storage_redis_health", "storage_timescale_health"])]
+    pub prodlike_health_file: Option<PathBuf>,
     /// Operator [default: $USER].
     #[arg(long)]
     pub operator: Option<String>,
@@ -856,6 +860,14 @@ impl Drill<'_> {
             value_name(c.storage_redis_health),
             "--storage-timescale-health".into(),
             value_name(c.storage_timescale_health),
+        ]
+        .into_iter()
+        .chain(
+            c.prodlike_health_file
+                .iter()
+                .flat_map(|p| ["--prodlike-health-file".to_string(), s(p)]),
+        )
+        .chain([
             "--operator".into(),
             evidence_core::provenance::default_operator(c.operator.as_deref()),
             "--host".into(),
@@ -874,8 +886,7 @@ impl Drill<'_> {
             self.drill_id.clone(),
             "--settle-ms".into(),
             c.settle_ms.to_string(),
-        ]
-        .into_iter()
+        ])
         .chain(measured.iter().cloned())
         .chain(c.no_fail.then(|| "--no-fail".to_string()))
         .collect()

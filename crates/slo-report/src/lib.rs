@@ -120,12 +120,18 @@ pub struct Cli {
         allow_negative_numbers = true
     )]
     pub strategy_bridge_order_key_count: i64,
-    /// Redis health (an operator input).
+    /// Redis health (an operator input; `unknown`: not measured, no alert). Use
+    /// --prodlike-health-file for a measured one.
     #[arg(long, value_enum, default_value = "unknown")]
     pub storage_redis_health: StorageHealth,
-    /// Timescale health (an operator input).
+    /// Timescale health (an operator input; `unknown`: not measured, no alert).
     #[arg(long, value_enum, default_value = "unknown")]
     pub storage_timescale_health: StorageHealth,
+    /// A prod-like health report (prodlike-health --report-json, or the original's
+    /// check_prodlike_health JSON): the storage SLIs are measured from its redis-* and
+    /// timescale-* services.
+    #[arg(long, value_name = "PATH")]
+    pub prodlike_health_file: Option<PathBuf>,
     /// Also write one CSV row per fault window.
     #[arg(long, value_name = "PATH")]
     pub samples_csv: Option<PathBuf>,
@@ -175,6 +181,25 @@ fn finite_ms(s: &str) -> std::result::Result<f64, String> {
     }
 }
 
+/// The storage SLIs' inputs: from the prod-like health report when given (an operator's
+/// explicit value for the same SLI is then a usage error, checked in `validate`), else the
+/// operator's input, `unknown` meaning not measured.
+fn storage_inputs(
+    cli: &Cli,
+    stack: Option<&ops::ProdlikeHealth>,
+) -> (ops::Measured, ops::Measured) {
+    match (stack, &cli.prodlike_health_file) {
+        (Some(h), Some(p)) => {
+            let label = p.display().to_string();
+            (h.storage("redis-", &label), h.storage("timescale-", &label))
+        }
+        _ => (
+            ops::Measured::from_input(cli.storage_redis_health),
+            ops::Measured::from_input(cli.storage_timescale_health),
+        ),
+    }
+}
+
 fn opt_path(s: &str) -> Option<PathBuf> {
     (!s.is_empty()).then(|| PathBuf::from(s))
 }
@@ -191,6 +216,14 @@ fn validate(cli: &Cli) -> Result<()> {
             "--strategy-bridge-target-ms must be a positive number, found {}",
             cli.strategy_bridge_target_ms
         )));
+    }
+    if cli.prodlike_health_file.is_some()
+        && (cli.storage_redis_health != StorageHealth::Unknown
+            || cli.storage_timescale_health != StorageHealth::Unknown)
+    {
+        return Err(EvidenceError::usage(
+            "--prodlike-health-file measures the storage SLIs: drop --storage-redis-health / --storage-timescale-health",
+        ));
     }
     if cli.fault_events_file.is_stdin() && cli.probe_log_file.is_stdin() {
         return Err(EvidenceError::usage(
@@ -403,6 +436,12 @@ pub fn run(cli: Cli) -> Result<Exit> {
     let operator = (!cli.operator.is_empty()).then_some(cli.operator.as_str());
     let mut prov = Provenance::start("slo-report", env!("CARGO_PKG_VERSION"), operator, false);
 
+    // A prod-like health report, read before anything is written.
+    let stack = match &cli.prodlike_health_file {
+        Some(p) => Some(ops::ProdlikeHealth::read(p)?),
+        None => None,
+    };
+
     // Fault events: small, read whole.
     let events_bytes = cli.fault_events_file.read_bytes()?;
     let events_sha = evidence_core::provenance::sha256_hex(&events_bytes);
@@ -532,6 +571,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
     md.push('\n');
 
     // Ops health and alerts.
+    let (redis, timescale) = storage_inputs(&cli, stack.as_ref());
     let generated_ts_ns = now_ns();
     let last_ts = summary.last.map(|l| l.ts_ns);
     let outlived = match (last_ts, last_event_ns) {
@@ -555,16 +595,22 @@ pub fn run(cli: Cli) -> Result<Exit> {
         recovery_p99_s: outcome.recovery.map(|s| secs(s.p99)),
         bridge_target_ms: cli.strategy_bridge_target_ms,
         chain: cli.strategy_bridge_chain_status,
-        redis: cli.storage_redis_health,
-        timescale: cli.storage_timescale_health,
+        redis,
+        timescale,
     });
-    let overall_healthy = slis.iter().all(|s| s.healthy);
+    let overall_healthy = slis.iter().all(|s| s.healthy != Some(false));
+    let not_measured: Vec<String> = slis
+        .iter()
+        .filter(|s| s.healthy.is_none())
+        .map(|s| s.name.clone())
+        .collect();
     let health = ops::HealthReport {
         generated_ts_ns,
         scope: "core_engine + strategy_bridge + storage".into(),
         overall_healthy,
         metadata: ops::metadata(&cli),
         slis: slis.clone(),
+        not_measured,
         provenance: block.clone(),
     };
     let prov_md = block.markdown(&[]);

@@ -381,12 +381,18 @@ fn files_csv_svg_health_and_alerts() {
             "overall_healthy",
             "metadata",
             "slis",
+            "not_measured",
             "provenance"
         ]
     );
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["scope"], "core_engine + strategy_bridge + storage");
-    assert_eq!(v["overall_healthy"], false);
+    // Timescale was not measured (no input): not unhealthy, listed as not measured.
+    assert_eq!(v["overall_healthy"], true);
+    assert_eq!(
+        v["not_measured"],
+        serde_json::json!(["quant_hft_storage_timescale_health"])
+    );
     let md_keys: Vec<&String> = v["metadata"].as_object().unwrap().keys().collect();
     assert_eq!(md_keys.len(), 11);
     assert_eq!(
@@ -422,7 +428,8 @@ fn files_csv_svg_health_and_alerts() {
     assert_eq!(slis[2]["detail"], "input=complete");
     assert_eq!(slis[3]["healthy"], true);
     assert_eq!(slis[4]["value"], Value::Null);
-    assert_eq!(slis[4]["healthy"], false);
+    assert_eq!(slis[4]["healthy"], Value::Null);
+    assert_eq!(slis[4]["detail"], "not measured: no input");
     assert_eq!(v["provenance"]["tool"], "slo-report");
     assert_eq!(v["provenance"]["dry_run"], false);
     assert_eq!(v["provenance"]["health_samples"], 7);
@@ -437,7 +444,7 @@ fn files_csv_svg_health_and_alerts() {
     // Health Markdown.
     let hm = read(&d.join("out/ops_health_report.md"));
     assert!(hm.starts_with("# Ops Health Report\n\n- Scope: core_engine + strategy_bridge + storage\n- Generated TS (ns): "), "{hm}");
-    assert!(hm.contains("- Overall healthy: no\n\n## SLI\n\n| Name | Value | Target | Healthy | Detail |\n|---|---:|---:|---|---|\n"), "{hm}");
+    assert!(hm.contains("- Overall healthy: yes\n\n## SLI\n\n| Name | Value | Target | Healthy | Detail |\n|---|---:|---:|---|---|\n"), "{hm}");
     assert!(
         hm.contains("| quant_hft_strategy_bridge_latency_p99_ms | 250 | 1500 | yes |"),
         "{hm}"
@@ -449,7 +456,7 @@ fn files_csv_svg_health_and_alerts() {
         "{hm}"
     );
     assert!(
-        hm.contains("| quant_hft_storage_timescale_health | n/a | 1 | no | input=unknown |\n"),
+        hm.contains("| quant_hft_storage_timescale_health | n/a | 1 | not measured | not measured: no input |\n"),
         "{hm}"
     );
     assert!(
@@ -461,23 +468,23 @@ fn files_csv_svg_health_and_alerts() {
     // Alert JSON and Markdown.
     let a: Value = serde_json::from_str(&read(&d.join("out/ops_alert_report.json"))).unwrap();
     assert_eq!(a["generated_ts_ns"], v["generated_ts_ns"]);
-    assert_eq!(a["overall_healthy"], false);
+    assert_eq!(a["overall_healthy"], true);
     let alerts = a["alerts"].as_array().unwrap();
+    // Issue 9 item 6: no critical alert for an input nobody gave.
     assert_eq!(alerts.len(), 1);
-    assert_eq!(alerts[0]["code"], "OPS_STORAGE_TIMESCALE_HEALTH_UNHEALTHY");
-    assert_eq!(alerts[0]["severity"], "critical");
+    assert_eq!(alerts[0]["code"], "OPS_ALL_HEALTHY");
+    assert_eq!(alerts[0]["severity"], "info");
     assert_eq!(
         alerts[0]["message"],
-        "storage_timescale_health unhealthy: input=unknown"
+        "all measured SLI checks are healthy (not measured: storage_timescale_health)"
     );
-    assert_eq!(alerts[0]["sli_name"], "quant_hft_storage_timescale_health");
     assert_eq!(a["provenance"]["tool"], "slo-report");
     let am = read(&d.join("out/ops_alert_report.md"));
     assert!(
         am.starts_with("# Ops Alert Report\n\n- Generated TS (ns): "),
         "{am}"
     );
-    assert!(am.contains("| Code | Severity | SLI | Message |\n|---|---|---|---|\n| OPS_STORAGE_TIMESCALE_HEALTH_UNHEALTHY | critical | quant_hft_storage_timescale_health | storage_timescale_health unhealthy: input=unknown |\n"), "{am}");
+    assert!(am.contains("| Code | Severity | SLI | Message |\n|---|---|---|---|\n| OPS_ALL_HEALTHY | info | quant_hft_core_process_alive | all measured SLI checks are healthy (not measured: storage_timescale_health) |\n"), "{am}");
 
     // No temporary files are left behind.
     let names: Vec<String> = std::fs::read_dir(d.join("out"))
@@ -617,4 +624,92 @@ fn simulator_disagreement_fails_and_measured_lines_are_ticked() {
     .stdout_has("- Target missed: the probe disagrees with ctp-front-sim's log by 42.000 ms (bound 10 ms): its figures are not trustworthy\n")
     .stdout_has("- Target missed: a process of the drill died before the end\n")
     .stderr_has("SLO not met: ");
+}
+
+/// Issue 9 item 6: the storage SLIs are measured from a prod-like health report (the shape of
+/// prodlike-health's report: a crashed Redis replica) and, without one, not measured at all.
+#[test]
+fn storage_slis_come_from_a_prodlike_health_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let alerts_path = dir.path().join("alerts.json");
+    let health_path = dir.path().join("health.json");
+    let (a_s, h_s) = (
+        alerts_path.display().to_string(),
+        health_path.display().to_string(),
+    );
+    let stack = fx("prodlike_health_replica_down.json");
+    let r = report(
+        "original_events.jsonl",
+        "original_probe.log",
+        &[
+            "--strategy-bridge-chain-status",
+            "complete",
+            "--prodlike-health-file",
+            &stack,
+            "--alert-json-file",
+            &a_s,
+            "--health-json-file",
+            &h_s,
+        ],
+    );
+    r.code(0);
+    let h: Value = serde_json::from_str(&read(&health_path)).unwrap();
+    let slis = h["slis"].as_array().unwrap();
+    assert_eq!(slis[3]["healthy"], false);
+    assert_eq!(slis[3]["value"], 0.0);
+    assert_eq!(
+        slis[3]["detail"],
+        format!(
+            "prodlike={stack}: redis-primary healthy, redis-replica unhealthy (state=exited, health=unhealthy), redis-sentinel-1 healthy"
+        )
+    );
+    assert_eq!(slis[4]["healthy"], true);
+    assert_eq!(
+        slis[4]["detail"],
+        format!("prodlike={stack}: timescale-primary healthy, timescale-replica healthy")
+    );
+    assert_eq!(h["not_measured"], serde_json::json!([]));
+    let a: Value = serde_json::from_str(&read(&alerts_path)).unwrap();
+    let codes: Vec<&str> = a["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["OPS_STORAGE_REDIS_HEALTH_UNHEALTHY"]);
+    // The original's compose shape: running with an empty health is healthy.
+    let r = report(
+        "original_events.jsonl",
+        "original_probe.log",
+        &[
+            "--prodlike-health-file",
+            &fx("prodlike_health_original.json"),
+            "--health-json-file",
+            &h_s,
+        ],
+    );
+    r.code(0);
+    let h: Value = serde_json::from_str(&read(&health_path)).unwrap();
+    assert_eq!(h["slis"][3]["healthy"], true);
+    assert_eq!(h["slis"][4]["healthy"], false, "timescale-primary missing");
+    // Not a health report, and both inputs at once: exit 2.
+    report(
+        "original_events.jsonl",
+        "original_probe.log",
+        &["--prodlike-health-file", &fx("original_events.jsonl")],
+    )
+    .code(2)
+    .stderr_has("original_events.jsonl");
+    report(
+        "original_events.jsonl",
+        "original_probe.log",
+        &[
+            "--prodlike-health-file",
+            &stack,
+            "--storage-redis-health",
+            "healthy",
+        ],
+    )
+    .code(2)
+    .stderr_has("--prodlike-health-file measures the storage SLIs");
 }
