@@ -9,6 +9,7 @@ need=()
 declare -A pkgs=(
   [ip]=iproute2
   [iptables]=iptables
+  [nft]=nftables
 )
 if [ "${1:-}" = bench ]; then pkgs[hyperfine]=hyperfine; fi
 for cmd in "${!pkgs[@]}"; do

@@ -8,6 +8,7 @@
 
 pub mod cmd;
 pub mod netfilter;
+pub mod nft;
 pub mod proxy;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
@@ -48,6 +49,9 @@ BACKENDS:
             A detached reaper removes them if fault-inject dies (even by SIGKILL).
   proxy     faults through fault-proxy (--proxy-control), tagged ctp-ops:<drill id>, with a 3 s
             dead-man TTL renewed every second while holding.
+  nft       disconnect only: table inet ctpops_<hash of drill id> whose set elements carry a
+            kernel timeout (2 s, never past the hold + 30 s), refreshed while holding: the fault
+            ends by itself even when fault-inject is killed with SIGKILL.
 
 Targets must be fronts of --config or named by --allow-target; anything else is refused (exit 2).
 The fault is in effect when `# hold Ns` is printed (after the apply event was appended; its
@@ -118,6 +122,10 @@ pub enum Backend {
     Netfilter,
     /// fault-proxy's control socket (no root).
     Proxy,
+    /// Disconnect only: an nftables table whose set elements carry a kernel timeout, refreshed
+    /// while the drill lives, so the fault ends at its deadline even if every process of ours is
+    /// killed (root).
+    Nft,
 }
 
 impl Backend {
@@ -125,6 +133,7 @@ impl Backend {
         match self {
             Backend::Netfilter => "netfilter",
             Backend::Proxy => "proxy",
+            Backend::Nft => "nft",
         }
     }
 }
@@ -157,6 +166,10 @@ pub struct Cli {
     /// tc to use instead of tc (must exist).
     #[arg(long, default_value = "")]
     pub tc_cmd: String,
+
+    /// nft to use instead of nft (nft backend; must exist).
+    #[arg(long, default_value = "")]
+    pub nft_cmd: String,
 
     /// The front's IPv4 address (netfilter backend). Default: the host of --config's fronts when
     /// both are on one IPv4 host, else the original's 182.254.243.31.
@@ -413,6 +426,14 @@ impl Allowlist {
 
 /// What a run does, per backend.
 enum Prepared {
+    Nft {
+        nft: PathBuf,
+        ip: std::net::Ipv4Addr,
+        ports: Vec<u16>,
+        reset: bool,
+        /// The fault's deadline (set at apply): the elements never outlive it.
+        deadline: Option<Instant>,
+    },
     Disconnect {
         fw: PathBuf,
         apply: Vec<Cmd>,
@@ -556,6 +577,25 @@ fn prepare(
         .collect::<Vec<_>>()
         .join(",");
     match cli.backend {
+        Backend::Nft if shape.is_netem() => Err(EvidenceError::usage(format!(
+            "--backend nft injects disconnects only; use --backend netfilter or proxy for {}",
+            shape.scenario
+        ))),
+        Backend::Nft => {
+            let nft = cmd::resolve(("--nft-cmd", &cli.nft_cmd), &["nft"])?;
+            allow.check(&nf_target())?;
+            Ok((
+                Prepared::Nft {
+                    nft,
+                    ip: shape.ip,
+                    ports: shape.ports.clone(),
+                    reset: shape.reset,
+                    deadline: None,
+                },
+                nf_target_text,
+                nf_recorded,
+            ))
+        }
         Backend::Netfilter if !shape.is_netem() => {
             let fw = cmd::resolve(
                 ("--firewall-cmd", &cli.firewall_cmd),
@@ -651,8 +691,15 @@ fn prepare(
 }
 
 impl Prepared {
-    fn apply_lines(&self, cli: &Cli) -> Vec<String> {
+    fn apply_lines(&self, cli: &Cli, drill_id: &str) -> Vec<String> {
         match self {
+            Prepared::Nft {
+                nft,
+                ip,
+                ports,
+                reset,
+                ..
+            } => vec![nft::apply(nft, drill_id, *ip, ports, *reset, nft::LEASE).display()],
             Prepared::Disconnect { apply, .. } | Prepared::Netem { apply, .. } => {
                 apply.iter().map(Cmd::display).collect()
             }
@@ -663,8 +710,11 @@ impl Prepared {
         }
     }
 
-    fn clear_lines(&self, cli: &Cli) -> Vec<String> {
+    fn clear_lines(&self, cli: &Cli, drill_id: &str) -> Vec<String> {
         match self {
+            Prepared::Nft { nft, .. } => {
+                vec![nft::delete_table(nft, &nft::table(drill_id)).display()]
+            }
             Prepared::Disconnect { clear, .. } | Prepared::Netem { clear, .. } => {
                 clear.iter().map(Cmd::display).collect()
             }
@@ -686,18 +736,18 @@ fn plan_or_run(cli: &Cli) -> Result<Exit> {
     };
     if cli.mode == ModeArg::Plan {
         say("# apply")?;
-        for l in prepared.apply_lines(cli) {
+        for l in prepared.apply_lines(cli, &ctx.drill_id) {
             say(&l)?;
         }
         say("# clear")?;
-        for l in prepared.clear_lines(cli) {
+        for l in prepared.clear_lines(cli, &ctx.drill_id) {
             say(&l)?;
         }
         return Ok(Exit::Pass);
     }
     if !cli.execute {
         say("# apply")?;
-        for l in prepared.apply_lines(cli) {
+        for l in prepared.apply_lines(cli, &ctx.drill_id) {
             say(&l)?;
         }
         ctx.log(&ctx.event(Mode::Run, Phase::Apply, false, None))?;
@@ -706,7 +756,7 @@ fn plan_or_run(cli: &Cli) -> Result<Exit> {
             ctx.shape.duration
         ))?;
         say("# clear")?;
-        for l in prepared.clear_lines(cli) {
+        for l in prepared.clear_lines(cli, &ctx.drill_id) {
             say(&l)?;
         }
         ctx.log(&ctx.event(Mode::Run, Phase::Clear, false, None))?;
@@ -744,11 +794,22 @@ fn execute_run(ctx: &Ctx<'_>, mut prepared: Prepared) -> Result<Exit> {
                 )));
             }
         }
+        Prepared::Nft { nft, .. } => {
+            let left = nft_tables(nft, Some(&ctx.drill_id))?;
+            if !left.is_empty() {
+                return Err(EvidenceError::failed(format!(
+                    "nftables table {} exists (a leftover of this drill id: fault-inject clear --backend nft --drill-id {} --execute)",
+                    left.join(","),
+                    ctx.drill_id
+                )));
+            }
+        }
         Prepared::Proxy { .. } => {}
     }
+    // The nft backend's fault expires in the kernel: no reaper needed.
     let mut reaper = match &prepared {
         Prepared::Disconnect { .. } | Prepared::Netem { .. } => Some(spawn_reaper(ctx, &prepared)?),
-        Prepared::Proxy { .. } => None,
+        Prepared::Proxy { .. } | Prepared::Nft { .. } => None,
     };
     tell("# apply");
     let applied = apply(ctx, &mut prepared);
@@ -799,6 +860,35 @@ fn execute_run(ctx: &Ctx<'_>, mut prepared: Prepared) -> Result<Exit> {
 /// Apply all or nothing; returns when the fault took effect.
 fn apply(ctx: &Ctx<'_>, prepared: &mut Prepared) -> Result<i64> {
     match prepared {
+        Prepared::Nft {
+            nft,
+            ip,
+            ports,
+            reset,
+            deadline,
+        } => {
+            let end = Instant::now() + Duration::from_secs(ctx.shape.duration) + REAPER_MARGIN;
+            *deadline = Some(end);
+            let c = nft::apply(
+                nft,
+                &ctx.drill_id,
+                *ip,
+                ports,
+                *reset,
+                nft::lease(end - Instant::now()),
+            );
+            tell(&c.display());
+            let o = cmd::run(&c)?;
+            if !o.ok() {
+                // One transaction: nothing was applied.
+                return Err(EvidenceError::failed(format!(
+                    "command failed ({}): {}",
+                    o.describe(),
+                    c.display()
+                )));
+            }
+            Ok(now_ns())
+        }
         Prepared::Disconnect { fw, apply, .. } | Prepared::Netem { tc: fw, apply, .. } => {
             let netem = ctx.shape.is_netem();
             for (i, c) in apply.iter().enumerate() {
@@ -869,6 +959,27 @@ fn hold(ctx: &Ctx<'_>, prepared: &mut Prepared) -> Result<bool> {
         if now >= end {
             return Ok(false);
         }
+        if let Prepared::Nft {
+            nft,
+            ip,
+            ports,
+            deadline,
+            ..
+        } = prepared
+            && now >= next_renew
+        {
+            let left = deadline.map_or(Duration::ZERO, |d| d.saturating_duration_since(now));
+            let c = nft::refresh(nft, &ctx.drill_id, *ip, ports, nft::lease(left));
+            let o = cmd::run(&c)?;
+            if !o.ok() {
+                return Err(EvidenceError::failed(format!(
+                    "cannot refresh the fault's kernel timeout (it expires by itself within {} ms): {}",
+                    nft::LEASE.as_millis(),
+                    o.describe()
+                )));
+            }
+            next_renew = now + nft::REFRESH_EVERY;
+        }
         if let Prepared::Proxy { client, tag, .. } = prepared
             && now >= next_renew
         {
@@ -890,6 +1001,10 @@ fn hold(ctx: &Ctx<'_>, prepared: &mut Prepared) -> Result<bool> {
 /// Remove the drill's fault; returns when it stopped taking effect.
 fn clear_run(ctx: &Ctx<'_>, prepared: &mut Prepared) -> Result<i64> {
     match prepared {
+        Prepared::Nft { nft, .. } => {
+            let (t, _) = clear_nft(nft, Some(&ctx.drill_id), true)?;
+            Ok(t)
+        }
         Prepared::Disconnect { fw, .. } => {
             let (t, _) = clear_chain(fw, Some(&ctx.drill_id), true)?;
             Ok(t)
@@ -918,6 +1033,55 @@ fn clear_run(ctx: &Ctx<'_>, prepared: &mut Prepared) -> Result<i64> {
             Ok(t)
         }
     }
+}
+
+/// Our nftables tables (one drill's, or all).
+fn nft_tables(nft: &Path, drill_id: Option<&str>) -> Result<Vec<String>> {
+    let c = nft::list_tables(nft);
+    let o = cmd::run(&c)?;
+    if !o.ok() {
+        return Err(EvidenceError::failed(format!(
+            "cannot list nftables tables ({}): {}",
+            o.describe(),
+            c.display()
+        )));
+    }
+    Ok(nft::owned(&o.stdout, drill_id))
+}
+
+/// Delete our nftables tables (one drill's, or all); verify none is left. Returns when the first
+/// was gone, and what was removed.
+fn clear_nft(nft: &Path, drill_id: Option<&str>, print: bool) -> Result<(i64, Option<String>)> {
+    let found = nft_tables(nft, drill_id)?;
+    let mut stopped = now_ns();
+    for (i, t) in found.iter().enumerate() {
+        let c = nft::delete_table(nft, t);
+        if print {
+            tell(&c.display());
+        }
+        let o = cmd::run(&c)?;
+        if !o.ok() {
+            return Err(EvidenceError::failed(format!(
+                "command failed ({}): {}",
+                o.describe(),
+                c.display()
+            )));
+        }
+        if i == 0 {
+            stopped = now_ns();
+        }
+    }
+    let left = nft_tables(nft, drill_id)?;
+    if !left.is_empty() {
+        return Err(EvidenceError::failed(format!(
+            "nftables table(s) {} still present after clear",
+            left.join(",")
+        )));
+    }
+    Ok((
+        stopped,
+        (!found.is_empty()).then(|| format!("removed nftables table(s) {}", found.join(","))),
+    ))
 }
 
 /// Remove our chains (one drill's, or all) and the jumps into them; verify nothing is left.
@@ -998,6 +1162,19 @@ fn clear_mode(cli: &Cli) -> Result<Exit> {
     let drill = cli.drill_id.as_deref();
     let mut removed: Vec<String> = Vec::new();
     match cli.backend {
+        Backend::Nft => {
+            let nft = cmd::resolve(("--nft-cmd", &cli.nft_cmd), &["nft"])?;
+            say("# clear")?;
+            if cli.execute {
+                signals::install()?;
+                let (_, what) = clear_nft(&nft, drill, true)?;
+                removed.extend(what);
+            } else {
+                for t in nft_tables(&nft, drill)? {
+                    say(&nft::delete_table(&nft, &t).display())?;
+                }
+            }
+        }
         Backend::Netfilter if scenario == Scenario::Disconnect => {
             let fw = cmd::resolve(
                 ("--firewall-cmd", &cli.firewall_cmd),
@@ -1133,7 +1310,7 @@ fn spawn_reaper(ctx: &Ctx<'_>, prepared: &Prepared) -> Result<Child> {
         Prepared::Netem { tc, .. } => {
             c.arg("--tc-cmd").arg(tc);
         }
-        Prepared::Proxy { .. } => {}
+        Prepared::Proxy { .. } | Prepared::Nft { .. } => {}
     }
     c.stdin(Stdio::null())
         .stdout(Stdio::null())
