@@ -18,6 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
+use trading_calendar::guard::{GuardArgs, GuardStatus, SessionGuard};
 
 use evidence_core::cli::{self, EXIT_STATUS_HELP};
 use evidence_core::time::now_ns;
@@ -207,6 +208,11 @@ pub struct Cli {
     #[arg(long)]
     pub execute: bool,
 
+    /// The session guard: `run --execute` against a non-loopback target is refused inside a
+    /// trading session (or its margin), or at a time the calendar cannot judge.
+    #[command(flatten)]
+    pub guard: GuardArgs,
+
     /// How faults are injected.
     #[arg(long, value_enum, default_value = "netfilter")]
     pub backend: Backend,
@@ -254,26 +260,17 @@ fn parse_allow(s: &str) -> std::result::Result<(IpAddr, Option<u16>), String> {
         .map_err(|_| format!("expected IP or IP:PORT, found {s:?}"))
 }
 
+/// One drill-id rule for every drill (evidence_core::drill::DrillId: no `.`/`..`, no `/`).
 fn parse_drill_id(s: &str) -> std::result::Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(format!(
-            "expected 1-64 characters of A-Z a-z 0-9 - _ . :, found {s:?}"
-        ))
-    }
+    evidence_core::drill::DrillId::new(s)
+        .map(|d| d.as_str().to_string())
+        .map_err(|e| e.to_string())
 }
 
 fn generated_drill_id() -> String {
-    let t: String = evidence_core::time::format_utc_seconds(now_ns())
-        .chars()
-        .filter(|c| *c != '-' && *c != ':')
-        .collect();
-    format!("fi-{t}-{:04x}", fastrand::u16(..))
+    evidence_core::drill::DrillId::generate("fi")
+        .as_str()
+        .to_string()
 }
 
 /// Validated scenario values.
@@ -776,6 +773,18 @@ fn tell(line: &str) {
 
 fn execute_run(ctx: &Ctx<'_>, mut prepared: Prepared) -> Result<Exit> {
     let cli = ctx.cli;
+    // Before anything is touched: no fault on a real front inside a trading session.
+    let guard = SessionGuard::try_from(&cli.guard)?;
+    // Proxy targets are `pair=upstream`: the upstream is what the fault reaches.
+    let targets: Vec<&str> = ctx
+        .target
+        .split(',')
+        .map(|t| t.split_once('=').map_or(t, |(_, a)| a))
+        .collect();
+    let verdict = guard.check(guard.now(), &targets)?;
+    if verdict.status != GuardStatus::NotApplicable {
+        cli::info(&verdict.reason);
+    }
     signals::install()?;
     // Preflight before anything is started: can we list (and so later remove) what we add?
     match &prepared {

@@ -1657,3 +1657,41 @@ fn nft_fault_expires_in_the_kernel_after_sigkill() {
     let evs = read_events(&log);
     assert_eq!(evs.len(), 1, "SIGKILL: only the apply event");
 }
+
+/// Issue 8 item 12: fault-inject refuses a real front inside a trading session (the one session
+/// guard, trading_calendar::guard), before it touches anything; loopback targets are not judged.
+#[test]
+fn session_guard_refuses_a_real_front_inside_a_session() {
+    let (_d, fw, _tc) = fake_tools();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events.jsonl");
+    let log_s = log.display().to_string();
+    let base = [
+        "run",
+        "--firewall-cmd",
+        &fw,
+        "--target-ip",
+        "182.254.243.31",
+        "--ports",
+        "30001",
+        "--allow-target",
+        "182.254.243.31",
+        "--event-log-file",
+        &log_s,
+        "--duration-sec",
+        "1",
+        "--execute",
+    ];
+    // Friday 2026-03-13 10:00 +08:00: the day session.
+    let mut a = base.to_vec();
+    a.extend(["--session-at", "2026-03-13T10:00:00+08:00"]);
+    fi(&a)
+        .code(2)
+        .stderr_has("refusing to drill against 182.254.243.31:30001 inside a trading session");
+    assert!(!log.exists(), "nothing logged, nothing applied");
+    // A time the calendar cannot judge is refused too.
+    let mut a = base.to_vec();
+    a.extend(["--session-at", "2031-03-13T10:00:00+08:00"]);
+    fi(&a).code(2).stderr_has("session guard: cannot judge");
+    assert!(!log.exists());
+}

@@ -37,7 +37,7 @@ use reconnect_core::probe_events::read_probe_events;
 use reconnect_core::recovery::{NotRecovered, Outcome, RecoverySearch};
 use reconnect_core::sim_events::read_sim_events;
 use serde_json::{Value, json};
-use trading_calendar::{Calendar, NightSelect};
+use trading_calendar::guard::{GuardArgs, SessionGuard};
 
 use crate::children::{Children, describe};
 use crate::health::{HealthTail, Settled};
@@ -379,18 +379,11 @@ mod tests {
     }
 }
 
+/// One drill-id rule for every drill (evidence_core::drill::DrillId: no `.`/`..`, no `/`).
 fn parse_drill_id(s: &str) -> std::result::Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
-    if ok && s != "." && s != ".." {
-        Ok(s.to_string())
-    } else {
-        Err(format!(
-            "expected 1-64 characters of A-Z a-z 0-9 - _ . :, found {s:?}"
-        ))
-    }
+    evidence_core::drill::DrillId::new(s)
+        .map(|d| d.as_str().to_string())
+        .map_err(|e| e.to_string())
 }
 
 pub use evidence_core::process::shell_quote as quote;
@@ -499,7 +492,7 @@ fn assess(cli: &Cli, path: &Path) -> Result<Assessed> {
     let guard = if local {
         "session guard: not applicable (local simulator)".to_string()
     } else {
-        session_guard(cli)?
+        session_guard(cli, &[trader.to_string(), market.to_string()])?
     };
     Ok(Assessed {
         path: path.to_path_buf(),
@@ -511,65 +504,16 @@ fn assess(cli: &Cli, path: &Path) -> Result<Assessed> {
     })
 }
 
-fn session_guard(cli: &Cli) -> Result<String> {
-    let cal = Calendar::load_default(cli.calendar.as_deref())?;
-    let now = match &cli.at {
-        None => now_ns(),
-        Some(t) => trading_calendar::parse_rfc3339(t)
-            .ok_or_else(|| EvidenceError::usage(format!("--at: expected RFC 3339, found {t:?}")))?,
-    };
-    let margin = i64::from(cli.session_margin_minutes) * 60 * 1_000_000_000;
-    let cal_err = |e: trading_calendar::CalendarError| {
-        EvidenceError::failed(format!("{e} (calendar {})", cal.label))
-    };
-    let at = cal.format_local(now);
-    let near = match cal.session_near(now, margin, &NightSelect::Latest) {
-        Ok(n) => n,
-        Err(e) if cli.allow_in_session => {
-            return Ok(format!(
-                "session guard: cannot judge {at}: {}; running because of --allow-in-session",
-                cal_err(e)
-            ));
-        }
-        Err(e) => return Err(cal_err(e)),
-    };
-    let Some(sess) = near else {
-        return Ok(format!(
-            "session guard: no trading session within {} min of {at}",
-            cli.session_margin_minutes
-        ));
-    };
-    let (d, a) = cal.local(sess.start_ns);
-    let (_, b) = cal.local(sess.end_ns);
-    let how = if sess.start_ns <= now && now < sess.end_ns {
-        "inside".to_string()
-    } else {
-        format!("within {} min of", cli.session_margin_minutes)
-    };
-    let what = format!(
-        "{at} is {how} the {} session {d} {}-{} +08:00 (trading day {})",
-        sess.kind,
-        Calendar::hhmm(a),
-        Calendar::hhmm(b),
-        sess.trading_day
-    );
-    if cli.allow_in_session {
-        return Ok(format!(
-            "session guard: {what}; running because of --allow-in-session"
-        ));
-    }
-    let next = cal
-        .next_free_window(now, margin, &NightSelect::Latest)
-        .map(|w| {
-            format!(
-                "; next allowed window from {}",
-                cal.format_local(w.start_ns)
-            )
-        })
-        .unwrap_or_default();
-    Err(EvidenceError::failed(format!(
-        "refusing to drill inside a trading session: {what}{next} (pass --allow-in-session to force)"
-    )))
+/// The one session guard (trading_calendar::guard) on the drill's fronts, with this tool's
+/// flags (`--at` is the guard's `--session-at`).
+fn session_guard(cli: &Cli, fronts: &[String]) -> Result<String> {
+    let guard = SessionGuard::try_from(&GuardArgs {
+        allow_in_session: cli.allow_in_session,
+        calendar: cli.calendar.clone(),
+        session_margin_minutes: cli.session_margin_minutes,
+        session_at: cli.at.clone(),
+    })?;
+    Ok(guard.check(guard.now(), fronts)?.reason)
 }
 
 /// Every path and binary of the drill.
@@ -793,6 +737,22 @@ impl Drill<'_> {
             v.extend(["--backend".into(), "netfilter".into()]);
         }
         v.extend(["--drill-id".into(), self.drill_id.clone()]);
+        if !self.a.local {
+            // fault-inject applies the same session guard itself: the same verdict.
+            v.extend([
+                "--session-margin-minutes".into(),
+                self.cli.session_margin_minutes.to_string(),
+            ]);
+            if let Some(c) = &self.cli.calendar {
+                v.extend(["--calendar".into(), c.display().to_string()]);
+            }
+            if let Some(t) = &self.cli.at {
+                v.extend(["--session-at".into(), t.clone()]);
+            }
+            if self.cli.allow_in_session {
+                v.push("--allow-in-session".into());
+            }
+        }
         if step.sub_second() {
             v.push("--hold-interruptible".into());
         }

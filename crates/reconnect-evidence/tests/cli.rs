@@ -389,7 +389,7 @@ fn trading_session_is_refused_for_a_real_config() {
     );
     r.code(2)
         .stdout_is("")
-        .stderr_has("refusing to drill inside a trading session: 2026-03-13T22:00:00+08:00 is inside the night session 2026-03-13 21:00-02:30 +08:00 (trading day 2026-03-16)")
+        .stderr_has("inside a trading session: 2026-03-13T22:00:00+08:00 is inside the night session 2026-03-13 21:00-02:30 +08:00 (trading day 2026-03-16)")
         .stderr_has("(pass --allow-in-session to force)");
     // Before the open, within the margin.
     let r = run(
@@ -504,7 +504,10 @@ fn usage_errors_exit_2() {
             "the Redis chain detection is not part of ctp-ops",
         ),
         (&["--hold-ms", "0"], "--hold-ms: expected > 0"),
-        (&["--drill-id", "a b"], "expected 1-64 characters"),
+        (
+            &["--drill-id", "a b"],
+            "expected a drill id of 1-64 characters",
+        ),
         (&["--no-such-flag"], "unexpected argument '--no-such-flag'"),
     ];
     for (extra, msg) in cases {
