@@ -70,14 +70,29 @@ pub enum Mode {
     Tcp,
 }
 
+impl Cli {
+    /// The config: `--config`, the positional one, else `configs/sim/ctp.yaml`.
+    #[must_use]
+    pub fn config(&self) -> PathBuf {
+        self.config_flag
+            .clone()
+            .or_else(|| self.config_positional.clone())
+            .unwrap_or_else(|| PathBuf::from("configs/sim/ctp.yaml"))
+    }
+}
+
 /// Watch the CTP trader and market fronts: `[health]` lines on every state change and every
 /// interval, JSONL events with the reason of each disconnect and reconnect attempt.
 #[derive(Debug, Parser)]
 #[command(version, after_help = format!("{AFTER_HELP}\n\n{EXIT_STATUS_HELP}"))]
 pub struct Cli {
-    /// CTP config (trader_front, market_front, credentials, connect and reconnect knobs).
-    #[arg(default_value = "configs/sim/ctp.yaml")]
-    pub config: PathBuf,
+    /// CTP config (trader_front, market_front, credentials, connect and reconnect knobs); the
+    /// original's positional form (`ctp-probe configs/sim/ctp.yaml`).
+    #[arg(value_name = "CONFIG", conflicts_with = "config_flag")]
+    pub config_positional: Option<PathBuf>,
+    /// CTP config, as the other tools take it [default: configs/sim/ctp.yaml].
+    #[arg(long = "config", value_name = "PATH")]
+    pub config_flag: Option<PathBuf>,
     /// How long to monitor, in seconds; negative = until SIGTERM/SIGINT; 0 = one-shot check.
     #[arg(long, default_value_t = 300, allow_negative_numbers = true)]
     pub monitor_seconds: i64,
@@ -792,12 +807,12 @@ fn settings(cli: &Cli) -> Result<Settings> {
             cli.health_interval_ms
         )));
     }
-    let cfg = CtpConfig::load(&cli.config)?;
+    let cfg = CtpConfig::load(&cli.config())?;
     for w in &cfg.warnings {
-        cli::warn(&format!("{}: {w}", cli.config.display()));
+        cli::warn(&format!("{}: {w}", cli.config().display()));
     }
     cfg.validate()?;
-    let label = cli.config.display().to_string();
+    let label = cli.config().display().to_string();
     let v = &cfg.values;
     let front = |f: &Option<ctp_config::Front>, key: &str| {
         f.clone()
@@ -851,7 +866,7 @@ fn settings(cli: &Cli) -> Result<Settings> {
         monitor,
         one_shot: cli.monitor_seconds == 0,
         interval,
-        config: cli.config.clone(),
+        config: cli.config(),
     })
 }
 

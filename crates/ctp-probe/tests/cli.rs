@@ -697,6 +697,13 @@ fn bad_config_and_missing_password_exit_2() {
     r.code(2)
         .stdout_is("")
         .stderr_is("ctp-probe: error: cannot read /nonexistent/ctp.yaml: No such file or directory (os error 2)\n");
+    // `--config` like the other tools (issue 12 item 6); not both spellings at once.
+    let r = run(BIN, &["--config", "/nonexistent/ctp.yaml"], None, None);
+    r.code(2)
+        .stdout_is("")
+        .stderr_is("ctp-probe: error: cannot read /nonexistent/ctp.yaml: No such file or directory (os error 2)\n");
+    let r = run(BIN, &["a.yaml", "--config", "b.yaml"], None, None);
+    r.code(2).stdout_is("").stderr_has("cannot be used with");
     let r = run(
         BIN,
         &[&fixture(env!("CARGO_MANIFEST_DIR"), "no_market_front.yaml")],
