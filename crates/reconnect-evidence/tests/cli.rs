@@ -41,6 +41,12 @@ fn tools_or_skip(test: &str) -> Option<()> {
         "ctp-preflight",
     ] {
         if sibling(t).is_none() {
+            // Under CI (root, setup.sh run, the whole workspace built) a missing tool is a
+            // failure: a drill test must never pass as skipped there.
+            assert!(
+                !std::env::var("CI").is_ok_and(|v| v == "true"),
+                "{test}: {t} is not built next to reconnect-evidence (CI=true: this test must run)"
+            );
             skip(
                 test,
                 &format!(
