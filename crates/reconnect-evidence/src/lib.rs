@@ -127,14 +127,72 @@ fn value_name<T: ValueEnum>(v: T) -> String {
 #[derive(Debug, Parser)]
 #[command(version, after_help = format!("{AFTER_HELP}\n\n{EXIT_STATUS_HELP}"))]
 pub struct Cli {
-    /// The platform's own probe, run as `<probe> <config> --monitor-seconds N
-    /// --health-interval-ms M`; its stdout is the probe log, its stderr goes to probe.err in the
-    /// run folder [default: ctp-probe next to this program, which also writes JSONL events].
-    #[arg(long, value_name = "PATH")]
-    pub probe_bin: Option<PathBuf>,
     /// CTP config.
     #[arg(long, default_value = "configs/sim/ctp.yaml")]
     pub config: PathBuf,
+    /// CTP API folder: for the preflight, and LD_LIBRARY_PATH of a --probe-bin.
+    #[arg(
+        long,
+        default_value = "ctp_api/v6.7.11_20250617_api_traderapi_se_linux64"
+    )]
+    pub ctp_lib_dir: PathBuf,
+    /// Operator [default: $USER].
+    #[arg(long)]
+    pub operator: Option<String>,
+    /// Do not run ctp-preflight.
+    #[arg(long)]
+    pub skip_preflight: bool,
+    /// Real config: configs to try when the preflight fails and names reachable groups.
+    #[arg(
+        long,
+        default_value = "configs/sim/ctp_trading_hours_group2.yaml,configs/sim/ctp_trading_hours_group3.yaml"
+    )]
+    pub fallback_configs: String,
+    /// Try --fallback-configs when the preflight fails (default).
+    #[arg(long, overrides_with = "no_auto_fallback_trading_groups")]
+    pub auto_fallback_trading_groups: bool,
+    /// Do not try --fallback-configs.
+    #[arg(long)]
+    pub no_auto_fallback_trading_groups: bool,
+    /// Local: where the simulator listens.
+    #[arg(long, value_enum, default_value = "config")]
+    pub local_ports: LocalPorts,
+    /// Runtime folder: the run folder is `<runtime-dir>/reconnect/<drill id>/`.
+    #[arg(long, default_value = "runtime")]
+    pub runtime_dir: PathBuf,
+    /// Drill id (tags the faults; names the run folder); default `rc-<UTC time>-<random>`.
+    #[arg(long, value_name = "ID", value_parser = parse_drill_id)]
+    pub drill_id: Option<String>,
+    /// (internal) run as the children's reaper of the drill with this pid.
+    #[arg(long, hide = true, requires = "reap_pids")]
+    pub reap_parent: Option<i32>,
+    /// (internal) the reaper's pids file.
+    #[arg(long, hide = true)]
+    pub reap_pids: Option<PathBuf>,
+    /// Where the drill writes (copies of its run-folder files and the report files).
+    #[command(flatten)]
+    pub outputs: Outputs,
+    /// The programs the drill runs (default: ours, next to this program).
+    #[command(flatten)]
+    pub tools: ToolArgs,
+    /// What is passed to slo-report.
+    #[command(flatten)]
+    pub report: ReportArgs,
+    /// Dry run, refusals and the session guard.
+    #[command(flatten)]
+    pub safety: Safety,
+    /// The faults: scenarios, their parameters and targets.
+    #[command(flatten)]
+    pub plan: Plan,
+    /// Probe, preflight and recovery timing.
+    #[command(flatten)]
+    pub timing: Timing,
+}
+
+/// Where the drill writes (copies of its run-folder files and the report files).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Outputs")]
+pub struct Outputs {
     /// Copy of the drill's probe log, replaced at the end of every drill (the run folder keeps the
     /// original).
     #[arg(long, default_value = "runtime/reconnect_probe.log")]
@@ -163,6 +221,17 @@ pub struct Cli {
     /// SVG timeline of health against the fault windows.
     #[arg(long, default_value = "docs/results/reconnect_timeline.svg")]
     pub timeline_svg: PathBuf,
+}
+
+/// The programs the drill runs (default: ours, next to this program).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Tools")]
+pub struct ToolArgs {
+    /// The platform's own probe, run as `<probe> <config> --monitor-seconds N
+    /// --health-interval-ms M`; its stdout is the probe log, its stderr goes to probe.err in the
+    /// run folder [default: ctp-probe next to this program, which also writes JSONL events].
+    #[arg(long, value_name = "PATH")]
+    pub probe_bin: Option<PathBuf>,
     /// The fault injector [default: fault-inject next to this program].
     #[arg(long, value_name = "PATH")]
     pub fault_script: Option<PathBuf>,
@@ -178,35 +247,12 @@ pub struct Cli {
     /// The fault proxy [default: fault-proxy next to this program].
     #[arg(long, value_name = "PATH")]
     pub proxy_bin: Option<PathBuf>,
-    /// CTP API folder: for the preflight, and LD_LIBRARY_PATH of a --probe-bin.
-    #[arg(
-        long,
-        default_value = "ctp_api/v6.7.11_20250617_api_traderapi_se_linux64"
-    )]
-    pub ctp_lib_dir: PathBuf,
-    /// Interface for netem (real config).
-    #[arg(long, default_value = "eth0")]
-    pub iface: String,
-    /// Disconnect by reset or by drop.
-    #[arg(long, value_enum, default_value = "reset")]
-    pub disconnect_mode: DisconnectMode,
-    /// Fault target IPv4 (real config) [default: the host of the config's fronts].
-    #[arg(long)]
-    pub target_ip: Option<String>,
-    /// Fault target ports, comma-separated (real config) [default: the config's front ports].
-    #[arg(long)]
-    pub ports: Option<String>,
-    /// Passed to the probe [default: long enough for the whole plan; the drill stops the probe
-    /// itself].
-    #[arg(long, allow_negative_numbers = true)]
-    pub monitor_seconds: Option<i64>,
-    /// Passed to the probe: interval of its periodic [health] lines (state changes are written at
-    /// once by ctp-probe).
-    #[arg(long, default_value_t = 1000)]
-    pub health_interval_ms: u64,
-    /// Deadline for the probe's first healthy state (the original slept this long instead).
-    #[arg(long, default_value_t = 30)]
-    pub warmup_seconds: u64,
+}
+
+/// What is passed to slo-report.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Report")]
+pub struct ReportArgs {
     /// Recovery P99 target, seconds.
     #[arg(long, default_value_t = 10.0)]
     pub target_p99_sec: f64,
@@ -226,9 +272,6 @@ pub struct Cli {
     /// (without it, and without the two flags above, they are not measured).
     #[arg(long, value_name = "PATH", conflicts_with_all = ["storage_redis_health", "storage_timescale_health"])]
     pub prodlike_health_file: Option<PathBuf>,
-    /// Operator [default: $USER].
-    #[arg(long)]
-    pub operator: Option<String>,
     /// Host shown in the report [default: this host's name].
     #[arg(long, default_value = "")]
     pub host: String,
@@ -238,28 +281,15 @@ pub struct Cli {
     /// Config profile shown in the report [default: the config path used].
     #[arg(long, default_value = "")]
     pub config_profile: String,
-    /// Scenarios, comma-separated, in order (duplicates repeat): disconnect, latency, jitter,
-    /// loss, combined.
-    #[arg(long, default_value = "disconnect,jitter,loss,combined")]
-    pub scenarios: String,
-    /// Do not run ctp-preflight.
+    /// slo-report --no-fail: exit 0 even when the SLO is missed.
     #[arg(long)]
-    pub skip_preflight: bool,
-    /// Preflight connect timeout, ms (at least 100).
-    #[arg(long, default_value_t = 1200)]
-    pub preflight_timeout_ms: u64,
-    /// Real config: configs to try when the preflight fails and names reachable groups.
-    #[arg(
-        long,
-        default_value = "configs/sim/ctp_trading_hours_group2.yaml,configs/sim/ctp_trading_hours_group3.yaml"
-    )]
-    pub fallback_configs: String,
-    /// Try --fallback-configs when the preflight fails (default).
-    #[arg(long, overrides_with = "no_auto_fallback_trading_groups")]
-    pub auto_fallback_trading_groups: bool,
-    /// Do not try --fallback-configs.
-    #[arg(long)]
-    pub no_auto_fallback_trading_groups: bool,
+    pub no_fail: bool,
+}
+
+/// Dry run, refusals and the session guard.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Safety")]
+pub struct Safety {
     /// Run the drill for real (without it, the plan is printed and nothing runs).
     #[arg(long)]
     pub execute_faults: bool,
@@ -284,6 +314,16 @@ pub struct Cli {
     /// Judge the trading session at this RFC 3339 instant instead of now (for checks and tests).
     #[arg(long, hide = true)]
     pub at: Option<String>,
+}
+
+/// The faults: scenarios, their parameters and targets.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Plan")]
+pub struct Plan {
+    /// Scenarios, comma-separated, in order (duplicates repeat): disconnect, latency, jitter,
+    /// loss, combined.
+    #[arg(long, default_value = "disconnect,jitter,loss,combined")]
+    pub scenarios: String,
     /// Hold of every scenario, ms [default: the original's table, 20 s disconnect, 30 s others].
     /// A hold that is not whole seconds runs fault-inject with --hold-interruptible and ends it
     /// by SIGTERM after the hold.
@@ -298,6 +338,35 @@ pub struct Cli {
     /// Loss of loss and combined, percent [default: 5, 3].
     #[arg(long, value_name = "PERCENT")]
     pub loss_percent: Option<f64>,
+    /// Disconnect by reset or by drop.
+    #[arg(long, value_enum, default_value = "reset")]
+    pub disconnect_mode: DisconnectMode,
+    /// Fault target IPv4 (real config) [default: the host of the config's fronts].
+    #[arg(long)]
+    pub target_ip: Option<String>,
+    /// Fault target ports, comma-separated (real config) [default: the config's front ports].
+    #[arg(long)]
+    pub ports: Option<String>,
+    /// Interface for netem (real config).
+    #[arg(long, default_value = "eth0")]
+    pub iface: String,
+}
+
+/// Probe, preflight and recovery timing.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Timing")]
+pub struct Timing {
+    /// Passed to the probe [default: long enough for the whole plan; the drill stops the probe
+    /// itself].
+    #[arg(long, allow_negative_numbers = true)]
+    pub monitor_seconds: Option<i64>,
+    /// Passed to the probe: interval of its periodic [health] lines (state changes are written at
+    /// once by ctp-probe).
+    #[arg(long, default_value_t = 1000)]
+    pub health_interval_ms: u64,
+    /// Deadline for the probe's first healthy state (the original slept this long instead).
+    #[arg(long, default_value_t = 30)]
+    pub warmup_seconds: u64,
     /// After each clear, wait at most this long for the probe to be healthy again.
     #[arg(long, default_value_t = 60)]
     pub recovery_timeout_sec: u64,
@@ -305,10 +374,6 @@ pub struct Cli {
     /// recovery rule's settle interval (passed to slo-report).
     #[arg(long, default_value_t = 1000)]
     pub settle_ms: u64,
-    /// Local drills with ctp-probe: a recovery moment that differs from ctp-front-sim's own log
-    /// by more than this fails the drill (the probe's figures are not trustworthy).
-    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
-    pub sim_agreement_bound_ms: u64,
     /// ctp-probe's --heartbeat-timeout-ms (not passed to a --probe-bin).
     #[arg(long, value_name = "MS")]
     pub heartbeat_timeout_ms: Option<u64>,
@@ -316,24 +381,13 @@ pub struct Cli {
     /// its liveness depends on its own requests crossing the fault, as a CTP client's heartbeat.
     #[arg(long, default_value_t = 0)]
     pub sim_heartbeat_ms: u64,
-    /// Local: where the simulator listens.
-    #[arg(long, value_enum, default_value = "config")]
-    pub local_ports: LocalPorts,
-    /// Runtime folder: the run folder is `<runtime-dir>/reconnect/<drill id>/`.
-    #[arg(long, default_value = "runtime")]
-    pub runtime_dir: PathBuf,
-    /// Drill id (tags the faults; names the run folder); default `rc-<UTC time>-<random>`.
-    #[arg(long, value_name = "ID", value_parser = parse_drill_id)]
-    pub drill_id: Option<String>,
-    /// slo-report --no-fail: exit 0 even when the SLO is missed.
-    #[arg(long)]
-    pub no_fail: bool,
-    /// (internal) run as the children's reaper of the drill with this pid.
-    #[arg(long, hide = true, requires = "reap_pids")]
-    pub reap_parent: Option<i32>,
-    /// (internal) the reaper's pids file.
-    #[arg(long, hide = true)]
-    pub reap_pids: Option<PathBuf>,
+    /// Local drills with ctp-probe: a recovery moment that differs from ctp-front-sim's own log
+    /// by more than this fails the drill (the probe's figures are not trustworthy).
+    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub sim_agreement_bound_ms: u64,
+    /// Preflight connect timeout, ms (at least 100).
+    #[arg(long, default_value_t = 1200)]
+    pub preflight_timeout_ms: u64,
 }
 
 #[cfg(test)]
@@ -465,7 +519,7 @@ fn assess(cli: &Cli, path: &Path) -> Result<Assessed> {
     }
     let cfg = CtpConfig::load(path)?;
     if cfg.values.environment == Some(Environment::Prod) {
-        if cli.allow_production {
+        if cli.safety.allow_production {
             cli::warn(&format!(
                 "{}: a production config (environment prod); running because of --allow-production",
                 path.display()
@@ -508,10 +562,10 @@ fn assess(cli: &Cli, path: &Path) -> Result<Assessed> {
 /// flags (`--at` is the guard's `--session-at`).
 fn session_guard(cli: &Cli, fronts: &[String]) -> Result<String> {
     let guard = SessionGuard::try_from(&GuardArgs {
-        allow_in_session: cli.allow_in_session,
-        calendar: cli.calendar.clone(),
-        session_margin_minutes: cli.session_margin_minutes,
-        session_at: cli.at.clone(),
+        allow_in_session: cli.safety.allow_in_session,
+        calendar: cli.safety.calendar.clone(),
+        session_margin_minutes: cli.safety.session_margin_minutes,
+        session_at: cli.safety.at.clone(),
     })?;
     Ok(guard.check(guard.now(), fronts)?.reason)
 }
@@ -530,27 +584,33 @@ struct Tools {
 fn tools(cli: &Cli) -> Result<Tools> {
     let t = Tools {
         probe: cli
+            .tools
             .probe_bin
             .clone()
             .unwrap_or_else(|| sibling("ctp-probe")),
-        ours: cli.probe_bin.is_none(),
+        ours: cli.tools.probe_bin.is_none(),
         fault: cli
+            .tools
             .fault_script
             .clone()
             .unwrap_or_else(|| sibling("fault-inject")),
         report: cli
+            .tools
             .report_script
             .clone()
             .unwrap_or_else(|| sibling("slo-report")),
         preflight: cli
+            .tools
             .preflight_bin
             .clone()
             .unwrap_or_else(|| sibling("ctp-preflight")),
         sim: cli
+            .tools
             .sim_bin
             .clone()
             .unwrap_or_else(|| sibling("ctp-front-sim")),
         proxy: cli
+            .tools
             .proxy_bin
             .clone()
             .unwrap_or_else(|| sibling("fault-proxy")),
@@ -597,7 +657,7 @@ impl Drill<'_> {
     }
 
     fn monitor_seconds(&self) -> i64 {
-        if let Some(m) = self.cli.monitor_seconds {
+        if let Some(m) = self.cli.timing.monitor_seconds {
             return m;
         }
         let per_step: u64 = self
@@ -606,11 +666,11 @@ impl Drill<'_> {
             .map(|s| {
                 s.duration_sec()
                     + 60
-                    + self.cli.recovery_timeout_sec
-                    + self.cli.settle_ms.div_ceil(1000)
+                    + self.cli.timing.recovery_timeout_sec
+                    + self.cli.timing.settle_ms.div_ceil(1000)
             })
             .sum();
-        i64::try_from(self.cli.warmup_seconds + per_step + 120).unwrap_or(i64::MAX)
+        i64::try_from(self.cli.timing.warmup_seconds + per_step + 120).unwrap_or(i64::MAX)
     }
 
     fn sim_argv(&self, trader_port: u16, market_port: u16) -> Vec<String> {
@@ -623,7 +683,7 @@ impl Drill<'_> {
             "--market-port".into(),
             market_port.to_string(),
             "--heartbeat-ms".into(),
-            self.cli.sim_heartbeat_ms.to_string(),
+            self.cli.timing.sim_heartbeat_ms.to_string(),
             "--event-log".into(),
             s(&self.p("sim_events.jsonl")),
             "--ports-file".into(),
@@ -655,7 +715,7 @@ impl Drill<'_> {
             "--ctp-lib-dir".into(),
             s(&self.cli.ctp_lib_dir),
             "--connect-timeout-ms".into(),
-            self.cli.preflight_timeout_ms.max(100).to_string(),
+            self.cli.timing.preflight_timeout_ms.max(100).to_string(),
             "--runtime-dir".into(),
             s(&self.run_dir),
         ]
@@ -668,7 +728,7 @@ impl Drill<'_> {
             "--monitor-seconds".into(),
             self.monitor_seconds().to_string(),
             "--health-interval-ms".into(),
-            self.cli.health_interval_ms.to_string(),
+            self.cli.timing.health_interval_ms.to_string(),
         ];
         if self.tools.ours {
             v.extend([
@@ -677,7 +737,7 @@ impl Drill<'_> {
                 "--events-file".into(),
                 s(&self.p("probe_events.jsonl")),
             ]);
-            if let Some(h) = self.cli.heartbeat_timeout_ms {
+            if let Some(h) = self.cli.timing.heartbeat_timeout_ms {
                 v.extend(["--heartbeat-timeout-ms".into(), h.to_string()]);
             }
         }
@@ -686,7 +746,7 @@ impl Drill<'_> {
 
     fn fault_argv(&self, step: &Step, sim_ports: Option<(String, String)>) -> Vec<String> {
         let mut v = Vec::new();
-        if self.cli.use_sudo && !self.a.local {
+        if self.cli.safety.use_sudo && !self.a.local {
             v.extend(["sudo".to_string(), "-n".to_string()]);
         }
         v.extend([
@@ -706,12 +766,12 @@ impl Drill<'_> {
         if step.scenario == Scenario::Disconnect {
             v.extend([
                 "--disconnect-mode".into(),
-                self.cli.disconnect_mode.as_str().into(),
+                self.cli.plan.disconnect_mode.as_str().into(),
             ]);
         } else {
             v.extend([
                 "--iface".into(),
-                self.cli.iface.clone(),
+                self.cli.plan.iface.clone(),
                 "--delay-ms".into(),
                 step.delay_ms.to_string(),
                 "--jitter-ms".into(),
@@ -741,15 +801,15 @@ impl Drill<'_> {
             // fault-inject applies the same session guard itself: the same verdict.
             v.extend([
                 "--session-margin-minutes".into(),
-                self.cli.session_margin_minutes.to_string(),
+                self.cli.safety.session_margin_minutes.to_string(),
             ]);
-            if let Some(c) = &self.cli.calendar {
+            if let Some(c) = &self.cli.safety.calendar {
                 v.extend(["--calendar".into(), c.display().to_string()]);
             }
-            if let Some(t) = &self.cli.at {
+            if let Some(t) = &self.cli.safety.at {
                 v.extend(["--session-at".into(), t.clone()]);
             }
-            if self.cli.allow_in_session {
+            if self.cli.safety.allow_in_session {
                 v.push("--allow-in-session".into());
             }
         }
@@ -757,7 +817,7 @@ impl Drill<'_> {
             v.push("--hold-interruptible".into());
         }
         // As the original: `--execute` follows --execute-faults (a --dry-run shows it too).
-        if self.cli.execute_faults {
+        if self.cli.safety.execute_faults {
             v.push("--execute".into());
         }
         v
@@ -766,25 +826,25 @@ impl Drill<'_> {
     /// slo-report's command line; `measured` adds what the drill itself measured.
     fn report_argv(&self, measured: &[String]) -> Vec<String> {
         let c = self.cli;
-        let chain = match c.strategy_bridge_chain_status {
+        let chain = match c.report.strategy_bridge_chain_status {
             ChainStatus::Unknown | ChainStatus::Auto => "unknown",
             ChainStatus::Complete => "complete",
             ChainStatus::Incomplete => "incomplete",
         };
-        let profile = if c.config_profile.is_empty() {
+        let profile = if c.report.config_profile.is_empty() {
             s(&self.a.path)
         } else {
-            c.config_profile.clone()
+            c.report.config_profile.clone()
         };
-        let host = if c.host.is_empty() {
+        let host = if c.report.host.is_empty() {
             evidence_core::provenance::hostname()
         } else {
-            c.host.clone()
+            c.report.host.clone()
         };
         let interface = if self.a.local {
             "fault-proxy".to_string()
         } else {
-            c.iface.clone()
+            c.plan.iface.clone()
         };
         vec![
             s(&self.tools.report),
@@ -793,19 +853,19 @@ impl Drill<'_> {
             "--probe-log-file".into(),
             s(&self.p("probe.log")),
             "--output-file".into(),
-            s(&c.report_file),
+            s(&c.outputs.report_file),
             "--health-json-file".into(),
-            s(&c.health_json_file),
+            s(&c.outputs.health_json_file),
             "--health-markdown-file".into(),
-            s(&c.health_markdown_file),
+            s(&c.outputs.health_markdown_file),
             "--alert-json-file".into(),
-            s(&c.alert_json_file),
+            s(&c.outputs.alert_json_file),
             "--alert-markdown-file".into(),
-            s(&c.alert_markdown_file),
+            s(&c.outputs.alert_markdown_file),
             "--target-p99-sec".into(),
-            fmt_g(c.target_p99_sec),
+            fmt_g(c.report.target_p99_sec),
             "--strategy-bridge-target-ms".into(),
-            fmt_g(c.strategy_bridge_target_ms),
+            fmt_g(c.report.strategy_bridge_target_ms),
             "--strategy-bridge-chain-status".into(),
             chain.into(),
             "--strategy-bridge-chain-source".into(),
@@ -817,13 +877,14 @@ impl Drill<'_> {
             "--strategy-bridge-order-key-count".into(),
             "0".into(),
             "--storage-redis-health".into(),
-            value_name(c.storage_redis_health),
+            value_name(c.report.storage_redis_health),
             "--storage-timescale-health".into(),
-            value_name(c.storage_timescale_health),
+            value_name(c.report.storage_timescale_health),
         ]
         .into_iter()
         .chain(
-            c.prodlike_health_file
+            c.report
+                .prodlike_health_file
                 .iter()
                 .flat_map(|p| ["--prodlike-health-file".to_string(), s(p)]),
         )
@@ -833,22 +894,22 @@ impl Drill<'_> {
             "--host".into(),
             host,
             "--build".into(),
-            c.build.clone(),
+            c.report.build.clone(),
             "--config-profile".into(),
             profile,
             "--interface".into(),
             interface,
             "--samples-csv".into(),
-            s(&c.samples_csv),
+            s(&c.outputs.samples_csv),
             "--timeline-svg".into(),
-            s(&c.timeline_svg),
+            s(&c.outputs.timeline_svg),
             "--drill-id".into(),
             self.drill_id.clone(),
             "--settle-ms".into(),
-            c.settle_ms.to_string(),
+            c.timing.settle_ms.to_string(),
         ])
         .chain(measured.iter().cloned())
-        .chain(c.no_fail.then(|| "--no-fail".to_string()))
+        .chain(c.report.no_fail.then(|| "--no-fail".to_string()))
         .collect()
     }
 }
@@ -863,37 +924,37 @@ pub fn run(cli: Cli) -> Result<Exit> {
         return reaper::run(parent, pids);
     }
     let overrides = Overrides {
-        hold_ms: cli.hold_ms,
-        delay_ms: cli.delay_ms,
-        jitter_ms: cli.jitter_ms,
-        loss_percent: cli.loss_percent,
+        hold_ms: cli.plan.hold_ms,
+        delay_ms: cli.plan.delay_ms,
+        jitter_ms: cli.plan.jitter_ms,
+        loss_percent: cli.plan.loss_percent,
     };
-    if cli.hold_ms == Some(0) {
+    if cli.plan.hold_ms == Some(0) {
         return Err(EvidenceError::usage("--hold-ms: expected > 0, found 0"));
     }
-    if let Some(l) = cli.loss_percent
+    if let Some(l) = cli.plan.loss_percent
         && (!l.is_finite() || !(0.0..=100.0).contains(&l))
     {
         return Err(EvidenceError::usage(format!(
             "--loss-percent: expected 0..100, found {l}"
         )));
     }
-    if !(cli.target_p99_sec.is_finite() && cli.target_p99_sec > 0.0) {
+    if !(cli.report.target_p99_sec.is_finite() && cli.report.target_p99_sec > 0.0) {
         return Err(EvidenceError::usage(format!(
             "--target-p99-sec: expected > 0, found {}",
-            cli.target_p99_sec
+            cli.report.target_p99_sec
         )));
     }
-    if cli.strategy_bridge_chain_status == ChainStatus::Auto {
+    if cli.report.strategy_bridge_chain_status == ChainStatus::Auto {
         return Err(EvidenceError::usage(
             "--strategy-bridge-chain-status auto: the Redis chain detection is not part of ctp-ops; pass complete, incomplete or unknown",
         ));
     }
-    let steps = scenario::parse_list(&cli.scenarios, &overrides)?;
+    let steps = scenario::parse_list(&cli.plan.scenarios, &overrides)?;
     // Refusals first: a production config or a trading session stops the drill before anything.
     let a = assess(&cli, &cli.config)?;
     let tools = tools(&cli)?;
-    let execute = cli.execute_faults && !cli.dry_run;
+    let execute = cli.safety.execute_faults && !cli.safety.dry_run;
     let drill_id = cli.drill_id.clone().unwrap_or_else(|| {
         let t: String = evidence_core::time::format_utc_seconds(now_ns())
             .chars()
@@ -914,16 +975,18 @@ pub fn run(cli: Cli) -> Result<Exit> {
         (ip, String::new())
     } else {
         let ip = cli
+            .plan
             .target_ip
             .clone()
             .unwrap_or_else(|| a.trader.host.clone());
-        if cli.target_ip.is_none() && a.market.host != a.trader.host {
+        if cli.plan.target_ip.is_none() && a.market.host != a.trader.host {
             return Err(EvidenceError::usage(format!(
                 "the fronts are on different hosts ({} and {}): pass --target-ip and --ports",
                 a.trader.host, a.market.host
             )));
         }
         let ports = cli
+            .plan
             .ports
             .clone()
             .unwrap_or_else(|| format!("{},{}", a.trader.port, a.market.port));
@@ -1032,7 +1095,7 @@ fn dry_run(d: &Drill<'_>) -> Result<Exit> {
     echo(&d.report_argv(&[]));
     cli::info(&format!(
         "dry run: nothing started, nothing injected, no file written{}",
-        if c.execute_faults {
+        if c.safety.execute_faults {
             " (--dry-run)"
         } else {
             "; pass --execute-faults to run the drill"
@@ -1187,7 +1250,7 @@ fn execute_drill(d: Drill<'_>) -> Result<Exit> {
             Some(0) | Some(1) => {
                 cli::stdout_write(&format!(
                     "report generated: {}\n",
-                    r.d.cli.report_file.display()
+                    r.d.cli.outputs.report_file.display()
                 ))?;
                 cli::info(&format!(
                     "evidence: {} (run folder {})",
@@ -1230,8 +1293,8 @@ fn eprint_raw(text: &str) {
 
 fn copy_compat(r: &Running<'_>) -> Result<()> {
     for (from, to) in [
-        (r.d.p("fault_events.jsonl"), &r.d.cli.event_log),
-        (r.d.p("probe.log"), &r.d.cli.probe_log),
+        (r.d.p("fault_events.jsonl"), &r.d.cli.outputs.event_log),
+        (r.d.p("probe.log"), &r.d.cli.outputs.probe_log),
     ] {
         let bytes = std::fs::read(&from).unwrap_or_default();
         write_atomic(to, &bytes)?;
@@ -1260,7 +1323,7 @@ fn write_record(r: &Running<'_>, prov: &Provenance, result: &str, report_exit: O
         "notes": r.notes,
         "children": r.kids.records(),
         "report_exit": report_exit,
-        "report_file": s(&d.cli.report_file),
+        "report_file": s(&d.cli.outputs.report_file),
         "provenance": prov,
     });
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
@@ -1413,10 +1476,10 @@ fn preflight(r: &mut Running<'_>) -> Result<()> {
                 ));
                 cli::info(&format!("using fallback config for run: {}", p.display()));
                 r.notes.push(format!("preflight fallback: {}", p.display()));
-                if c.target_ip.is_none() {
+                if c.plan.target_ip.is_none() {
                     r.d.target_ip = a.trader.host.clone();
                 }
-                if c.ports.is_none() {
+                if c.plan.ports.is_none() {
                     r.d.ports = format!("{},{}", a.trader.port, a.market.port);
                 }
                 r.d.a = a;
@@ -1520,7 +1583,7 @@ fn wait_recovery(r: &mut Running<'_>, clear_ns: i64, deadline: Instant) -> Resul
     /// A line the probe wrote just now may not have been read yet: judge the settle interval
     /// only up to this long ago.
     const READ_MARGIN_NS: i64 = 20_000_000;
-    let settle_ns = i64::try_from(r.d.cli.settle_ms).unwrap_or(i64::MAX / 2) * 1_000_000;
+    let settle_ns = i64::try_from(r.d.cli.timing.settle_ms).unwrap_or(i64::MAX / 2) * 1_000_000;
     r.tail.poll()?;
     let mut search = RecoverySearch::new(clear_ns, r.tail.state_at(clear_ns), settle_ns, None);
     let mut fed = 0;
@@ -1549,7 +1612,7 @@ fn wait_recovery(r: &mut Running<'_>, clear_ns: i64, deadline: Instant) -> Resul
 /// Wait until the probe is healthy at or after `after_ns` and has stayed healthy for the settle
 /// time, or until `deadline`.
 fn wait_settled(r: &mut Running<'_>, after_ns: i64, deadline: Instant) -> Result<Settled> {
-    let settle_ns = i64::try_from(r.d.cli.settle_ms).unwrap_or(i64::MAX / 2) * 1_000_000;
+    let settle_ns = i64::try_from(r.d.cli.timing.settle_ms).unwrap_or(i64::MAX / 2) * 1_000_000;
     loop {
         signals::check()?;
         r.tail.poll()?;
@@ -1580,12 +1643,12 @@ fn drive(r: &mut Running<'_>) -> Result<()> {
     }
     signals::check()?;
     start_probe(r)?;
-    let deadline = Instant::now() + Duration::from_secs(r.d.cli.warmup_seconds);
+    let deadline = Instant::now() + Duration::from_secs(r.d.cli.timing.warmup_seconds);
     match wait_settled(r, 0, deadline)? {
         Settled::Yes(ts) => cli::info(&format!(
             "probe healthy since {} (settled {} ms)",
             format_utc(ts),
-            r.d.cli.settle_ms
+            r.d.cli.timing.settle_ms
         )),
         other => {
             return Err(EvidenceError::failed(format!(
@@ -1595,7 +1658,7 @@ fn drive(r: &mut Running<'_>) -> Result<()> {
                 } else {
                     "steadily healthy"
                 },
-                r.d.cli.warmup_seconds,
+                r.d.cli.timing.warmup_seconds,
                 r.d.p(if r.d.tools.ours {
                     "probe_events.jsonl"
                 } else {
@@ -1619,7 +1682,7 @@ fn drive(r: &mut Running<'_>) -> Result<()> {
             let note = format!(
                 "{}: the probe was not healthy again within --recovery-timeout-sec {}{}",
                 step.scenario,
-                r.d.cli.recovery_timeout_sec,
+                r.d.cli.timing.recovery_timeout_sec,
                 if left.is_empty() {
                     String::new()
                 } else {
@@ -1633,7 +1696,7 @@ fn drive(r: &mut Running<'_>) -> Result<()> {
         if !settled {
             let note = format!(
                 "{}: healthy again but not for --settle-ms {} before the deadline",
-                step.scenario, r.d.cli.settle_ms
+                step.scenario, r.d.cli.timing.settle_ms
             );
             cli::warn(&note);
             r.notes.push(note);
@@ -1735,7 +1798,7 @@ fn run_step(r: &mut Running<'_>, step: &Step) -> Result<StepResult> {
     let (apply, clear) = new_window(&events_path, before, step.scenario, &r.d.drill_id)?;
     let clear_ts = clear.unwrap_or_else(now_ns);
     let wait_start = Instant::now();
-    let deadline = wait_start + Duration::from_secs(r.d.cli.recovery_timeout_sec);
+    let deadline = wait_start + Duration::from_secs(r.d.cli.timing.recovery_timeout_sec);
     let (outcome, unhealthy_after_clear) = wait_recovery(r, clear_ts, deadline)?;
     let waited_ms = u64::try_from(wait_start.elapsed().as_millis()).unwrap_or(u64::MAX);
     let (healthy_again, ok) = match outcome {
@@ -1782,7 +1845,7 @@ fn run_step(r: &mut Running<'_>, step: &Step) -> Result<StepResult> {
         )),
         None => cli::info(&format!(
             "{}: cleared; probe not healthy again within {} s",
-            step.scenario, r.d.cli.recovery_timeout_sec
+            step.scenario, r.d.cli.timing.recovery_timeout_sec
         )),
     }
     Ok(StepResult {
@@ -1819,7 +1882,7 @@ fn measured(r: &Running<'_>, survived: bool) -> Vec<String> {
             "--sim-max-diff-ms".to_string(),
             format!("{:.3}", *max as f64 / 1e6),
             "--sim-bound-ms".to_string(),
-            r.d.cli.sim_agreement_bound_ms.to_string(),
+            r.d.cli.timing.sim_agreement_bound_ms.to_string(),
         ]);
     }
     v
