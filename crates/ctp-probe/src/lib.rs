@@ -108,7 +108,7 @@ pub struct Cli {
     pub log_file: Option<PathBuf>,
     /// Write JSONL events (probe.start, probe.attempt, probe.login, probe.connect,
     /// probe.disconnect, probe.state, probe.exhausted, probe.stop) to this file (truncated).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long = "event-log", visible_alias = "events-file", value_name = "FILE")]
     pub events_file: Option<PathBuf>,
     /// Declare a logged-in sim-mode front lost after this long without any message from it
     /// [default: 3 x the front's heartbeat_ms; 3000 when it sends none, with a ping every third].

@@ -200,8 +200,14 @@ pub struct Cli {
     pub duration_sec: i64,
 
     /// Append fault events (JSONL, the original's format plus drill_id, backend, target,
-    /// effective_ts_ns) to this file; empty: no log.
-    #[arg(long, default_value = "")]
+    /// effective_ts_ns) to this file; empty: no log. (`--event-log-file`, the original's name,
+    /// is an alias.)
+    #[arg(
+        long = "event-log",
+        visible_alias = "event-log-file",
+        value_name = "PATH",
+        default_value = ""
+    )]
     pub event_log_file: String,
 
     /// Really apply (without it, `run` and `clear` only print and log execute=false).
@@ -218,7 +224,12 @@ pub struct Cli {
     pub backend: Backend,
 
     /// fault-proxy's control socket (proxy backend).
-    #[arg(long, value_name = "PATH", default_value = "runtime/fault-proxy.sock")]
+    #[arg(
+        long = "control-socket",
+        visible_alias = "proxy-control",
+        value_name = "PATH",
+        default_value = "runtime/fault-proxy.sock"
+    )]
     pub proxy_control: PathBuf,
 
     /// A proxy pair to fault (repeatable; default: every pair of the proxy).

@@ -58,7 +58,11 @@ pub struct Cli {
     pub pairs: Vec<PairSpec>,
 
     /// The control socket (Unix, JSON lines). A stale socket file is replaced.
-    #[arg(long, value_name = "PATH")]
+    #[arg(
+        long = "control-socket",
+        visible_alias = "control",
+        value_name = "PATH"
+    )]
     pub control: PathBuf,
 
     /// Append every ready/apply/clear/expiry/stop event to this JSONL file.

@@ -714,7 +714,7 @@ fn bad_usage_exits_2() {
     run(BIN, &["--pair", "t=0,127.0.0.1:1"], None, None)
         .code(2)
         .stdout_is("")
-        .stderr_has("--control <PATH>");
+        .stderr_has("--control-socket <PATH>");
     run(BIN, &["--control", sock, "--pair", "bogus"], None, None)
         .code(2)
         .stdout_is("")
