@@ -148,7 +148,7 @@ pub struct DrillArgs {
     /// --results-dir].
     #[arg(long, value_name = "PATH")]
     pub output_file: Option<Output>,
-    /// Lock file: one drill of a kind at a time [default: runtime/locks/<drill>.lock].
+    /// Lock file: one drill of a kind at a time (default: `runtime/locks/<drill>.lock`).
     #[arg(long, value_name = "PATH")]
     pub lock_file: Option<PathBuf>,
 }

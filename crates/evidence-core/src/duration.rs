@@ -17,7 +17,6 @@ use std::ffi::OsStr;
 use std::time::Duration;
 
 use clap::builder::TypedValueParser;
-use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 /// The unit a plain number means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +53,20 @@ impl Unit {
 /// # Errors
 /// A message naming what was expected.
 pub fn parse_duration(text: &str, plain: Unit) -> Result<Duration, String> {
+    let ns = parse_ns(text, plain)?;
+    // i64::MAX ns is ~292 years: anything above cannot be a drill's duration.
+    if ns > 9.2e18 {
+        return Err(format!(
+            "expected a duration of at most 292 years, found {text:?}"
+        ));
+    }
+    // Truncation to whole ns is intended; the value is finite, non-negative and below 2^63.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok(Duration::from_nanos(ns as u64))
+}
+
+/// The syntax: a finite, non-negative number of nanoseconds (as `f64`, not range-checked).
+fn parse_ns(text: &str, plain: Unit) -> Result<f64, String> {
     let t = text.trim();
     let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
         (n, 1e6)
@@ -82,13 +95,10 @@ pub fn parse_duration(text: &str, plain: Unit) -> Result<Duration, String> {
     }
     let v: f64 = num.parse().map_err(|_| expected())?;
     let ns = v * scale;
-    // i64::MAX ns is ~292 years: anything above cannot be a drill's duration.
-    if !ns.is_finite() || !(0.0..=9.2e18).contains(&ns) {
+    if !ns.is_finite() || ns < 0.0 {
         return Err(expected());
     }
-    // Truncation to whole ns is intended; the value is finite, non-negative and below 2^63.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    Ok(Duration::from_nanos(ns as u64))
+    Ok(ns)
 }
 
 /// A clap value parser for durations with an inclusive range.
@@ -147,15 +157,17 @@ impl DurationParser {
     /// # Errors
     /// A message naming what was expected.
     pub fn check(&self, text: &str) -> Result<Duration, String> {
-        let d = parse_duration(text, self.unit)?;
-        if d < self.min || d > self.max {
+        let ns = parse_ns(text, self.unit)?;
+        #[allow(clippy::cast_precision_loss)]
+        let (lo, hi) = (self.min.as_nanos() as f64, self.max.as_nanos() as f64);
+        if ns < lo || ns > hi {
             return Err(format!(
                 "expected a duration from {} to {}, found {text:?}",
                 show(self.min),
                 show(self.max)
             ));
         }
-        Ok(d)
+        parse_duration(text, self.unit)
     }
 }
 
@@ -174,34 +186,6 @@ pub fn show(d: Duration) -> String {
     }
 }
 
-fn invalid(cmd: &clap::Command, arg: Option<&clap::Arg>, value: &str, msg: String) -> clap::Error {
-    let mut e = clap::Error::new(ErrorKind::ValueValidation).with_cmd(cmd);
-    if let Some(a) = arg {
-        e.insert(ContextKind::InvalidArg, ContextValue::String(a.to_string()));
-    }
-    e.insert(
-        ContextKind::InvalidValue,
-        ContextValue::String(value.to_string()),
-    );
-    e.insert(ContextKind::Custom, ContextValue::String(msg));
-    e
-}
-
-fn utf8<'a>(
-    cmd: &clap::Command,
-    arg: Option<&clap::Arg>,
-    value: &'a OsStr,
-) -> Result<&'a str, clap::Error> {
-    value.to_str().ok_or_else(|| {
-        invalid(
-            cmd,
-            arg,
-            &value.to_string_lossy(),
-            "expected UTF-8 text".to_string(),
-        )
-    })
-}
-
 impl TypedValueParser for DurationParser {
     type Value = Duration;
 
@@ -211,8 +195,10 @@ impl TypedValueParser for DurationParser {
         arg: Option<&clap::Arg>,
         value: &OsStr,
     ) -> Result<Duration, clap::Error> {
-        let s = utf8(cmd, arg, value)?;
-        self.check(s).map_err(|m| invalid(cmd, arg, s, m))
+        let me = *self;
+        // clap's closure parser formats "invalid value 'X' for '--flag': <message>".
+        let f = move |s: &str| me.check(s);
+        f.parse_ref(cmd, arg, value)
     }
 }
 
@@ -222,13 +208,25 @@ impl TypedValueParser for DurationParser {
 pub struct F64Parser {
     min: f64,
     max: f64,
+    zero: bool,
 }
 
 impl F64Parser {
     /// Accept `min ..= max`.
     #[must_use]
     pub fn new(min: f64, max: f64) -> Self {
-        F64Parser { min, max }
+        F64Parser {
+            min,
+            max,
+            zero: false,
+        }
+    }
+
+    /// Also accept exactly 0 (e.g. a rate where 0 means "as fast as possible").
+    #[must_use]
+    pub fn or_zero(mut self) -> Self {
+        self.zero = true;
+        self
     }
 
     /// Parse and range-check `text`.
@@ -240,10 +238,15 @@ impl F64Parser {
             .trim()
             .parse()
             .map_err(|_| format!("expected a number, found {text:?}"))?;
+        if self.zero && v == 0.0 {
+            return Ok(0.0);
+        }
         if !v.is_finite() || v < self.min || v > self.max {
             return Err(format!(
-                "expected a number from {} to {}, found {text:?}",
-                self.min, self.max
+                "expected {}a number from {} to {}, found {text:?}",
+                if self.zero { "0 or " } else { "" },
+                self.min,
+                self.max
             ));
         }
         Ok(v)
@@ -259,8 +262,9 @@ impl TypedValueParser for F64Parser {
         arg: Option<&clap::Arg>,
         value: &OsStr,
     ) -> Result<f64, clap::Error> {
-        let s = utf8(cmd, arg, value)?;
-        self.check(s).map_err(|m| invalid(cmd, arg, s, m))
+        let me = *self;
+        let f = move |s: &str| me.check(s);
+        f.parse_ref(cmd, arg, value)
     }
 }
 
@@ -334,6 +338,13 @@ mod tests {
         assert!(p.check("inf").is_err());
         assert!(p.check("-1").is_err());
         assert_eq!(p.check("1000"), Ok(1000.0));
+        let p = F64Parser::new(0.001, 1e6).or_zero();
+        assert_eq!(p.check("0"), Ok(0.0));
+        assert!(
+            p.check("1e-300")
+                .unwrap_err()
+                .contains("0 or a number from")
+        );
     }
 
     #[test]

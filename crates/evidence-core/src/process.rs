@@ -113,6 +113,9 @@ pub fn run_command(mut cmd: Command, opts: &RunOptions) -> Result<StepOutcome> {
     for (k, v) in &opts.env {
         cmd.env(k, v);
     }
+    if let Some(tag) = crate::reaper::tag() {
+        cmd.env(crate::reaper::TAG_ENV, tag);
+    }
     if let Some(d) = &opts.cwd {
         cmd.current_dir(d);
     }

@@ -40,6 +40,11 @@ use crate::{cli, signals};
 /// The environment variable that turns a tool into its own reaper (set by [`Reaper::start`]).
 pub const ENV: &str = "CTP_OPS_REAPER_SPEC";
 
+/// The environment variable every step carries while a reaper runs (`<drill pid>-<start ticks>`):
+/// inherited by whatever the step starts, it lets the reaper find processes that escaped their
+/// group, or that were started in the instant before their group was registered.
+pub const TAG_ENV: &str = "CTP_OPS_DRILL_TAG";
+
 /// What the reaper is told at start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Spec {
@@ -49,6 +54,7 @@ struct Spec {
     expires_at_ns: Option<i64>,
     grace_ms: u64,
     cleanup: Vec<Vec<String>>,
+    tag: String,
 }
 
 /// One registered process group.
@@ -68,6 +74,7 @@ struct Registry {
 }
 
 static ACTIVE: Mutex<Option<(PathBuf, Registry)>> = Mutex::new(None);
+static TAG: Mutex<Option<String>> = Mutex::new(None);
 
 /// How to start a reaper.
 #[derive(Debug, Clone)]
@@ -99,6 +106,7 @@ impl ReaperOptions {
 #[derive(Debug)]
 pub struct Reaper {
     child: Child,
+    groups_file: PathBuf,
 }
 
 impl Reaper {
@@ -109,9 +117,11 @@ impl Reaper {
     /// When the registry cannot be written or the program cannot be started again.
     pub fn start(opts: &ReaperOptions, lock: Option<&LockFile>) -> Result<Reaper> {
         let me = std::process::id();
+        let parent_ticks = start_ticks(me).unwrap_or(0);
         let spec = Spec {
             parent_pid: me,
-            parent_ticks: start_ticks(me).unwrap_or(0),
+            parent_ticks,
+            tag: format!("{me}-{parent_ticks}"),
             groups_file: std::path::absolute(&opts.groups_file)
                 .unwrap_or_else(|_| opts.groups_file.clone()),
             expires_at_ns: opts.expires_at_ns,
@@ -138,10 +148,14 @@ impl Reaper {
             .process_group(0)
             .spawn()
             .map_err(|e| EvidenceError::failed(format!("cannot start the dead-man reaper: {e}")))?;
+        let groups_file = spec.groups_file.clone();
         if let Ok(mut a) = ACTIVE.lock() {
             *a = Some((spec.groups_file, Registry::default()));
         }
-        Ok(Reaper { child })
+        if let Ok(mut t) = TAG.lock() {
+            *t = Some(spec.tag);
+        }
+        Ok(Reaper { child, groups_file })
     }
 
     /// The reaper's pid.
@@ -150,12 +164,23 @@ impl Reaper {
         self.child.id()
     }
 
-    /// Stop the reaper (SIGTERM, SIGKILL after 5 s) and stop registering groups.
-    pub fn stop(mut self) {
+    /// Stop the reaper (SIGTERM, SIGKILL after 5 s) and stop registering groups. Dropping the
+    /// reaper does the same.
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
         if let Ok(mut a) = ACTIVE.lock() {
             *a = None;
         }
+        if let Ok(mut t) = TAG.lock() {
+            *t = None;
+        }
         let _ = crate::process::stop_child(&mut self.child, Duration::from_secs(5));
+        let _ = std::fs::remove_file(&self.groups_file);
     }
 }
 
@@ -187,6 +212,28 @@ pub fn unregister(pgid: u32) {
         reg.groups.retain(|g| g.pgid != pgid);
         let _ = save(file, reg);
     }
+}
+
+/// The tag children get in [`TAG_ENV`] while a reaper runs.
+#[must_use]
+pub fn tag() -> Option<String> {
+    TAG.lock().ok().and_then(|t| t.clone())
+}
+
+/// Processes (other than this one) whose environment holds `TAG_ENV=tag`.
+fn tagged(tag: &str) -> Vec<u32> {
+    let want = format!("{TAG_ENV}={tag}");
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me && pid_alive(pid))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == want.as_bytes()))
+        })
+        .collect()
 }
 
 /// True while a reaper started by this process is active.
@@ -242,27 +289,35 @@ fn reap(spec: &Spec) -> Exit {
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
     let ours: Vec<&Group> = reg.groups.iter().filter(|g| still_ours(g)).collect();
-    if ours.is_empty() {
+    let strays = tagged(&spec.tag);
+    if ours.is_empty() && strays.is_empty() {
         return Exit::Pass;
     }
-    for g in &ours {
-        send(g.pgid, Signal::SIGTERM);
+    let alive = || ours.iter().any(|g| group_alive(g.pgid)) || strays.iter().any(|&p| pid_alive(p));
+    for sig in [Signal::SIGTERM, Signal::SIGKILL] {
+        for g in &ours {
+            send(g.pgid, sig);
+        }
+        for &p in &strays {
+            if let Ok(p) = i32::try_from(p) {
+                let _ = nix::sys::signal::kill(Pid::from_raw(p), sig);
+            }
+        }
+        let wait = if sig == Signal::SIGTERM {
+            Duration::from_millis(spec.grace_ms)
+        } else {
+            Duration::from_secs(10)
+        };
+        let end = Instant::now() + wait;
+        while alive() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
-    let grace_end = Instant::now() + Duration::from_millis(spec.grace_ms);
-    while ours.iter().any(|g| group_alive(g.pgid)) && Instant::now() < grace_end {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    for g in &ours {
-        send(g.pgid, Signal::SIGKILL);
-    }
-    let end = Instant::now() + Duration::from_secs(10);
-    while ours.iter().any(|g| group_alive(g.pgid)) && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let names: Vec<String> = ours
+    let mut names: Vec<String> = ours
         .iter()
         .map(|g| format!("{} (group {})", g.name, g.pgid))
         .collect();
+    names.extend(strays.iter().map(|p| format!("pid {p}")));
     cli::warn(&format!(
         "{why} without stopping what it started; stopped: {}",
         names.join(", ")

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use clap::Args;
 use evidence_core::EvidenceError;
 
-use crate::{Calendar, CalendarError, NightSelect, parse_rfc3339};
+use crate::{Calendar, CalendarError, NightSelect, Session, Window, parse_rfc3339};
 
 const NS_PER_MIN: i64 = 60 * 1_000_000_000;
 
@@ -196,6 +196,51 @@ pub fn is_loopback_target(target: &str) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The judgement of one instant: the session within the margin, if any, and the next window
+/// without one. The one judgement behind `session-guard` and every drill's guard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judgement {
+    /// The instant, RFC 3339 in +08:00.
+    pub at: String,
+    /// The session whose `[start - margin, end + margin)` holds the instant.
+    pub session: Option<Session>,
+    /// `<at> is inside the day session 2026-03-10 09:00-11:30 +08:00 (trading day 2026-03-10)`,
+    /// or `... is within 15 min of the ...`; empty without a session.
+    pub what: String,
+    /// The first window at or after the instant with no session within the margin.
+    pub window: Window,
+}
+
+/// Judge `now_ns` with `margin_minutes` either side of every session (`sel`: night groups).
+///
+/// # Errors
+/// [`CalendarError::NotCovered`] when the answer depends on dates the calendar does not cover.
+pub fn judge(
+    cal: &Calendar,
+    now_ns: i64,
+    margin_minutes: u32,
+    sel: &NightSelect,
+) -> Result<Judgement, CalendarError> {
+    let margin = i64::from(margin_minutes) * NS_PER_MIN;
+    let session = cal.session_near(now_ns, margin, sel)?;
+    let window = cal.next_free_window(now_ns, margin, sel)?;
+    let at = cal.format_local(now_ns);
+    let what = session.as_ref().map_or_else(String::new, |s| {
+        let how = if s.start_ns <= now_ns && now_ns < s.end_ns {
+            "inside".to_string()
+        } else {
+            format!("within {margin_minutes} min of")
+        };
+        format!("{at} is {how} the {}", cal.describe(s))
+    });
+    Ok(Judgement {
+        at,
+        session,
+        what,
+        window,
+    })
+}
+
 impl SessionGuard {
     /// The instant to judge: `--session-at`, else now.
     #[must_use]
@@ -226,60 +271,50 @@ impl SessionGuard {
             });
         }
         let cal = &self.calendar;
-        let at = cal.format_local(now_ns);
-        let margin = i64::from(self.margin_minutes) * NS_PER_MIN;
-        let near = match cal.session_near(now_ns, margin, &NightSelect::Latest) {
-            Ok(n) => n,
+        let j = match judge(cal, now_ns, self.margin_minutes, &NightSelect::Latest) {
+            Ok(j) => j,
             Err(source) if self.allow_in_session => {
                 return Ok(GuardOutcome {
                     status: GuardStatus::Forced,
                     reason: format!(
-                        "session guard: cannot judge {at}: {source}; running because of --allow-in-session"
+                        "session guard: cannot judge {}: {source}; running because of --allow-in-session",
+                        cal.format_local(now_ns)
                     ),
                 });
             }
             Err(source) => {
                 return Err(GuardError::NotCovered {
-                    at,
+                    at: cal.format_local(now_ns),
                     label: cal.label.clone(),
                     source,
                 });
             }
         };
-        let Some(sess) = near else {
+        if j.session.is_none() {
             return Ok(GuardOutcome {
                 status: GuardStatus::OutsideSession,
                 reason: format!(
-                    "session guard: no trading session within {} min of {at}",
-                    self.margin_minutes
+                    "session guard: no trading session within {} min of {}",
+                    self.margin_minutes, j.at
                 ),
             });
-        };
-        let how = if sess.start_ns <= now_ns && now_ns < sess.end_ns {
-            "inside".to_string()
-        } else {
-            format!("within {} min of", self.margin_minutes)
-        };
-        let what = format!("{at} is {how} the {}", cal.describe(&sess));
+        }
         if self.allow_in_session {
             return Ok(GuardOutcome {
                 status: GuardStatus::Forced,
-                reason: format!("session guard: {what}; running because of --allow-in-session"),
+                reason: format!(
+                    "session guard: {}; running because of --allow-in-session",
+                    j.what
+                ),
             });
         }
-        let next = cal
-            .next_free_window(now_ns, margin, &NightSelect::Latest)
-            .map(|w| {
-                format!(
-                    "; next allowed window from {}",
-                    cal.format_local(w.start_ns)
-                )
-            })
-            .unwrap_or_default();
         Err(GuardError::InSession {
             targets: remote.join(", "),
-            what,
-            next,
+            what: j.what,
+            next: format!(
+                "; next allowed window from {}",
+                cal.format_local(j.window.start_ns)
+            ),
         })
     }
 }

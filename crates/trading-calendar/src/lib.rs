@@ -236,7 +236,6 @@ impl Calendar {
     }
 
     /// Parse calendar YAML; `label` names the source in errors.
-    #[allow(clippy::too_many_lines)]
     pub fn parse(text: &str, label: &str) -> Result<Calendar> {
         let f: FileCalendar = yaml_serde::from_str(text).map_err(|e| {
             let line = e.location().map_or(0, |l| l.line());
@@ -271,21 +270,7 @@ impl Calendar {
                 "none",
             ));
         }
-        let mut day_groups: Vec<DayGroup> = Vec::new();
-        for g in &f.day_groups {
-            if g.name.is_empty() || day_groups.iter().any(|x| x.name == g.name) {
-                return Err(bad("day_groups.name", "a unique, non-empty name", &g.name));
-            }
-            let sessions = parse_ranges(&g.sessions, "day_groups.sessions", &hhmm, &bad)?;
-            if sessions.is_empty() {
-                return Err(bad("day_groups.sessions", "at least one session", &g.name));
-            }
-            day_groups.push(DayGroup {
-                name: g.name.clone(),
-                sessions,
-                products: g.products.clone(),
-            });
-        }
+        let day_groups = parse_day_groups(&f.day_groups, &hhmm, &bad)?;
         let day_union = merge_ranges(
             day.iter()
                 .chain(day_groups.iter().flat_map(|g| g.sessions.iter()))
@@ -754,6 +739,30 @@ fn parse_ranges(
             return Err(bad(&fs, "sessions in order, not overlapping", &r.start));
         }
         out.push((a, b));
+    }
+    Ok(out)
+}
+
+/// Parse `day_groups`: unique names, at least one session each.
+fn parse_day_groups(
+    groups: &[FileDayGroup],
+    hhmm: &dyn Fn(&str, &str) -> Result<u32>,
+    bad: &BadFn<'_>,
+) -> Result<Vec<DayGroup>> {
+    let mut out: Vec<DayGroup> = Vec::new();
+    for g in groups {
+        if g.name.is_empty() || out.iter().any(|x| x.name == g.name) {
+            return Err(bad("day_groups.name", "a unique, non-empty name", &g.name));
+        }
+        let sessions = parse_ranges(&g.sessions, "day_groups.sessions", hhmm, bad)?;
+        if sessions.is_empty() {
+            return Err(bad("day_groups.sessions", "at least one session", &g.name));
+        }
+        out.push(DayGroup {
+            name: g.name.clone(),
+            sessions,
+            products: g.products.clone(),
+        });
     }
     Ok(out)
 }
