@@ -402,7 +402,7 @@ impl Proxy {
 
     fn apply(&self, pair: &str, fault: &Fault, tag: &str, ttl_ms: Option<u64>) -> Response {
         if let Err(e) = fault.validate() {
-            return Response::error("apply", e);
+            return Response::error("apply", e.to_string());
         }
         if tag.trim().is_empty() {
             return Response::error("apply", "apply: tag: expected the drill id, found \"\"");
