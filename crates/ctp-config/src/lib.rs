@@ -411,55 +411,10 @@ impl CtpConfig {
                     kind_name(k),
                 ));
             };
-            let at = index.keys.get(key);
-            let line = at.map(|(l, _)| *l);
-            // Keep a bool or a number as written (`True`, `1e3`, `0x1F`, `1.50`, `000001`): a
-            // password or an id is text, integer fields reject what the original rejected, and
-            // messages quote the file. The text is taken from this key's own line in the section
-            // and only when it reads back as the same value.
-            let as_written = || {
-                at.and_then(|(_, l)| plain_scalar_text(l))
-                    .filter(|t| same_scalar(t, v))
-            };
-            let value = match v {
-                Value::Null => String::new(),
-                Value::Bool(b) => as_written().unwrap_or_else(|| b.to_string()),
-                Value::Number(n) => as_written().unwrap_or_else(|| n.to_string()),
-                Value::String(s) => s.clone(),
-                Value::Sequence(items) => {
-                    // instruments: [a, b] is allowed as a list of scalars.
-                    let mut parts = Vec::new();
-                    for it in items {
-                        match it {
-                            Value::String(s) => parts.push(s.clone()),
-                            Value::Number(n) => parts.push(n.to_string()),
-                            other => {
-                                return Err(EvidenceError::parse(
-                                    &label,
-                                    line.unwrap_or(0),
-                                    key,
-                                    "a scalar or a list of scalars",
-                                    kind_name(other),
-                                ));
-                            }
-                        }
-                    }
-                    parts.join(",")
-                }
-                other => {
-                    // Out-of-ops keys (risk rule groups...) may be nested: keep them out of the
-                    // flat view rather than refusing the file.
-                    if is_out_of_ops(key) {
-                        continue;
-                    }
-                    return Err(EvidenceError::parse(
-                        &label,
-                        line.unwrap_or(0),
-                        key,
-                        "a scalar value",
-                        kind_name(other),
-                    ));
-                }
+            let at = index.keys.get(key).copied();
+            let line = at.map(|(l, _)| l);
+            let Some(value) = flat_value(&label, key, v, at)? else {
+                continue;
             };
             raw.insert(key.to_string(), (value, line));
         }
@@ -759,6 +714,62 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// The flat text of one value of the section (`None`: a nested out-of-ops value, left out). A
+/// bool or a number keeps its text as written (`True`, `1e3`, `0x1F`, `1.50`, `000001`): a
+/// password or an id is text, integer fields reject what the original rejected, and messages
+/// quote the file. The text is taken from this key's own line `at` in the section, and only when
+/// it reads back as the same value.
+fn flat_value(
+    label: &str,
+    key: &str,
+    v: &Value,
+    at: Option<(usize, &str)>,
+) -> Result<Option<String>> {
+    let line = at.map_or(0, |(l, _)| l);
+    let as_written = || {
+        at.and_then(|(_, l)| plain_scalar_text(l))
+            .filter(|t| same_scalar(t, v))
+    };
+    Ok(Some(match v {
+        Value::Null => String::new(),
+        Value::Bool(b) => as_written().unwrap_or_else(|| b.to_string()),
+        Value::Number(n) => as_written().unwrap_or_else(|| n.to_string()),
+        Value::String(s) => s.clone(),
+        Value::Sequence(items) => {
+            // instruments: [a, b] is allowed as a list of scalars.
+            let mut parts = Vec::new();
+            for it in items {
+                match it {
+                    Value::String(s) => parts.push(s.clone()),
+                    Value::Number(n) => parts.push(n.to_string()),
+                    other => {
+                        return Err(EvidenceError::parse(
+                            label,
+                            line,
+                            key,
+                            "a scalar or a list of scalars",
+                            kind_name(other),
+                        ));
+                    }
+                }
+            }
+            parts.join(",")
+        }
+        // Out-of-ops keys (risk rule groups...) may be nested: kept out of the flat view rather
+        // than refusing the file.
+        _ if is_out_of_ops(key) => return Ok(None),
+        other => {
+            return Err(EvidenceError::parse(
+                label,
+                line,
+                key,
+                "a scalar value",
+                kind_name(other),
+            ));
+        }
+    }))
 }
 
 /// Where the keys of the section the values come from are written: one pass over the text (by

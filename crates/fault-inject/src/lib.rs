@@ -637,65 +637,73 @@ fn prepare(
                 nf_recorded,
             ))
         }
-        Backend::Proxy => {
-            let mut client = proxy::connect(&cli.proxy_control)?;
-            let pairs = proxy::select_pairs(&mut client, &cli.proxy_pair)?;
-            let mut ups = Vec::new();
-            if allow.0.is_empty() {
-                allow.check(&[])?;
-            }
-            for p in &pairs {
-                let up = proxy::upstream_addrs(p)?;
-                // A pair is a front when the config names either side of it: the front it
-                // forwards to, or the proxy's listen address standing in for that front.
-                let listen_allowed = p
-                    .listen
-                    .parse::<SocketAddr>()
-                    .is_ok_and(|l| allow.allows(l));
-                if !listen_allowed {
-                    allow.check(&up)?;
-                }
-                ups.extend(up);
-            }
-            let tag = proxy::tag(drill_id);
-            let faults = proxy::faults(
-                shape.scenario,
-                shape.reset,
-                shape.delay_ms,
-                shape.jitter_ms,
-                shape.loss,
-            );
-            let apply = proxy::apply_requests(&pairs, &faults, &tag, PROXY_TTL);
-            let clear = proxy::clear_request(&tag);
-            let target = pairs
-                .iter()
-                .map(|p| format!("{}={}", p.name, p.upstream))
-                .collect::<Vec<_>>()
-                .join(",");
-            let mut ips: Vec<String> = Vec::new();
-            for a in &ups {
-                let s = a.ip().to_string();
-                if !ips.contains(&s) {
-                    ips.push(s);
-                }
-            }
-            let ports = ups
-                .iter()
-                .map(|a| a.port().to_string())
-                .collect::<Vec<_>>()
-                .join(",");
-            Ok((
-                Prepared::Proxy {
-                    client: Box::new(client),
-                    apply,
-                    clear,
-                    tag,
-                },
-                target,
-                (ips.join(","), ports),
-            ))
+        Backend::Proxy => prepare_proxy(cli, shape, drill_id, &allow),
+    }
+}
+
+/// The proxy backend's plan: the pairs the config allows, their faults under the drill's tag.
+fn prepare_proxy(
+    cli: &Cli,
+    shape: &Shape,
+    drill_id: &str,
+    allow: &Allowlist,
+) -> Result<(Prepared, String, (String, String))> {
+    let mut client = proxy::connect(&cli.proxy_control)?;
+    let pairs = proxy::select_pairs(&mut client, &cli.proxy_pair)?;
+    let mut ups = Vec::new();
+    if allow.0.is_empty() {
+        allow.check(&[])?;
+    }
+    for p in &pairs {
+        let up = proxy::upstream_addrs(p)?;
+        // A pair is a front when the config names either side of it: the front it
+        // forwards to, or the proxy's listen address standing in for that front.
+        let listen_allowed = p
+            .listen
+            .parse::<SocketAddr>()
+            .is_ok_and(|l| allow.allows(l));
+        if !listen_allowed {
+            allow.check(&up)?;
+        }
+        ups.extend(up);
+    }
+    let tag = proxy::tag(drill_id);
+    let faults = proxy::faults(
+        shape.scenario,
+        shape.reset,
+        shape.delay_ms,
+        shape.jitter_ms,
+        shape.loss,
+    );
+    let apply = proxy::apply_requests(&pairs, &faults, &tag, PROXY_TTL);
+    let clear = proxy::clear_request(&tag);
+    let target = pairs
+        .iter()
+        .map(|p| format!("{}={}", p.name, p.upstream))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut ips: Vec<String> = Vec::new();
+    for a in &ups {
+        let s = a.ip().to_string();
+        if !ips.contains(&s) {
+            ips.push(s);
         }
     }
+    let ports = ups
+        .iter()
+        .map(|a| a.port().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    Ok((
+        Prepared::Proxy {
+            client: Box::new(client),
+            apply,
+            clear,
+            tag,
+        },
+        target,
+        (ips.join(","), ports),
+    ))
 }
 
 impl Prepared {
@@ -1177,6 +1185,37 @@ fn clear_netem(tc: &Path, iface: &str, print: bool) -> Result<(i64, Option<Strin
     ))
 }
 
+/// `clear --backend proxy`: our tags' faults (one drill's, or all), shown or removed.
+fn clear_proxy(cli: &Cli, drill: Option<&str>, removed: &mut Vec<String>) -> Result<()> {
+    let mut client = proxy::connect(&cli.proxy_control)?;
+    say("# clear")?;
+    let tag = drill.map(proxy::tag);
+    let found = proxy::ours(&mut client, tag.as_deref())?;
+    let mut tags: Vec<String> = Vec::new();
+    for f in &found {
+        if !tags.contains(&f.tag) {
+            tags.push(f.tag.clone());
+        }
+    }
+    for t in &tags {
+        say(&proxy::show(&cli.proxy_control, &proxy::clear_request(t)))?;
+        if cli.execute {
+            let (_, gone) = client.clear_tag(t)?;
+            removed.extend(
+                gone.iter()
+                    .map(proxy::describe)
+                    .map(|d| format!("removed {d}")),
+            );
+        }
+    }
+    if !cli.execute {
+        for f in &found {
+            cli::info(&format!("would remove {}", proxy::describe(f)));
+        }
+    }
+    Ok(())
+}
+
 fn clear_mode(cli: &Cli) -> Result<Exit> {
     let scenario = Scenario::from(cli.scenario);
     let drill = cli.drill_id.as_deref();
@@ -1235,34 +1274,7 @@ fn clear_mode(cli: &Cli) -> Result<Exit> {
                 say(&netfilter::netem_clear(&tc, &cli.iface).display())?;
             }
         }
-        Backend::Proxy => {
-            let mut client = proxy::connect(&cli.proxy_control)?;
-            say("# clear")?;
-            let tag = drill.map(proxy::tag);
-            let found = proxy::ours(&mut client, tag.as_deref())?;
-            let mut tags: Vec<String> = Vec::new();
-            for f in &found {
-                if !tags.contains(&f.tag) {
-                    tags.push(f.tag.clone());
-                }
-            }
-            for t in &tags {
-                say(&proxy::show(&cli.proxy_control, &proxy::clear_request(t)))?;
-                if cli.execute {
-                    let (_, gone) = client.clear_tag(t)?;
-                    removed.extend(
-                        gone.iter()
-                            .map(proxy::describe)
-                            .map(|d| format!("removed {d}")),
-                    );
-                }
-            }
-            if !cli.execute {
-                for f in &found {
-                    cli::info(&format!("would remove {}", proxy::describe(f)));
-                }
-            }
-        }
+        Backend::Proxy => clear_proxy(cli, drill, &mut removed)?,
     }
     if cli.execute {
         if removed.is_empty() {
