@@ -1705,6 +1705,26 @@ fn drive(r: &mut Running<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Forward the child `name`'s stdout to ours line by line; the lines also come out of the
+/// returned channel (to watch for `# hold`).
+fn forward_stdout(r: &mut Running<'_>, name: &str) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel::<String>();
+    if let Some(out) = r.kids.take_stdout(name) {
+        std::thread::spawn(move || {
+            for line in BufReader::new(out)
+                .lines()
+                .map_while(std::result::Result::ok)
+            {
+                let _ = cli::stdout_write(&format!("{line}\n"));
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
+}
+
 fn run_step(r: &mut Running<'_>, step: &Step) -> Result<StepResult> {
     let sim_ports = r
         .sim_ports
@@ -1725,21 +1745,7 @@ fn run_step(r: &mut Running<'_>, step: &Step) -> Result<StepResult> {
         .stderr(Stdio::inherit());
     // Started through Children, so that an interrupt stops it first (it then clears its fault).
     r.kids.spawn("fault-inject", c, Duration::from_secs(15))?;
-    let (tx, rx) = mpsc::channel::<String>();
-    // The child's stdout: forwarded to ours line by line, and watched for `# hold`.
-    if let Some(out) = r.kids.take_stdout("fault-inject") {
-        std::thread::spawn(move || {
-            for line in BufReader::new(out)
-                .lines()
-                .map_while(std::result::Result::ok)
-            {
-                let _ = cli::stdout_write(&format!("{line}\n"));
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-    }
+    let rx = forward_stdout(r, "fault-inject");
     let start = Instant::now();
     let hold = Duration::from_millis(step.hold_ms);
     let mut holding_since: Option<Instant> = None;
@@ -1796,6 +1802,40 @@ fn run_step(r: &mut Running<'_>, step: &Step) -> Result<StepResult> {
     }
     // The window as fault-inject recorded it.
     let (apply, clear) = new_window(&events_path, before, step.scenario, &r.d.drill_id)?;
+    let m = measure_recovery(r, step, apply, clear)?;
+    Ok(StepResult {
+        step: step.clone(),
+        argv,
+        status: describe(&status),
+        apply_ts_ns: apply,
+        clear_ts_ns: clear,
+        healthy_again_ts_ns: m.healthy_again,
+        sim_login_ts_ns: m.sim_login,
+        unhealthy_seen: m.unhealthy_seen,
+        recovered_before_clear: m.before_clear,
+        settled: m.settled,
+        waited_ms: m.waited_ms,
+    })
+}
+
+/// What the drill measured of one window's recovery.
+struct Recovery {
+    healthy_again: Option<i64>,
+    sim_login: Option<i64>,
+    unhealthy_seen: bool,
+    before_clear: bool,
+    settled: bool,
+    waited_ms: u64,
+}
+
+/// After fault-inject's clear: wait for the recovery by the one rule, cross-check it against the
+/// simulator's log (local drills with ctp-probe) and say what happened.
+fn measure_recovery(
+    r: &mut Running<'_>,
+    step: &Step,
+    apply: Option<i64>,
+    clear: Option<i64>,
+) -> Result<Recovery> {
     let clear_ts = clear.unwrap_or_else(now_ns);
     let wait_start = Instant::now();
     let deadline = wait_start + Duration::from_secs(r.d.cli.timing.recovery_timeout_sec);
@@ -1848,16 +1888,11 @@ fn run_step(r: &mut Running<'_>, step: &Step) -> Result<StepResult> {
             step.scenario, r.d.cli.timing.recovery_timeout_sec
         )),
     }
-    Ok(StepResult {
-        step: step.clone(),
-        argv,
-        status: describe(&status),
-        apply_ts_ns: apply,
-        clear_ts_ns: clear,
-        healthy_again_ts_ns: healthy_again,
-        sim_login_ts_ns: sim_login,
+    Ok(Recovery {
+        healthy_again,
+        sim_login,
         unhealthy_seen,
-        recovered_before_clear: before_clear,
+        before_clear,
         settled: ok,
         waited_ms,
     })
