@@ -914,15 +914,8 @@ impl Drill<'_> {
     }
 }
 
-/// Run the drill.
-///
-/// # Errors
-/// Bad flags or config, a refusal, a failed preflight, a child that could not run or died: exit
-/// 2; SIGINT/SIGTERM: 130 after everything started was stopped.
-pub fn run(cli: Cli) -> Result<Exit> {
-    if let (Some(parent), Some(pids)) = (cli.reap_parent, &cli.reap_pids) {
-        return reaper::run(parent, pids);
-    }
+/// The usage checks of the flags (before any file is read); the scenario overrides.
+fn validate(cli: &Cli) -> Result<Overrides> {
     let overrides = Overrides {
         hold_ms: cli.plan.hold_ms,
         delay_ms: cli.plan.delay_ms,
@@ -950,22 +943,12 @@ pub fn run(cli: Cli) -> Result<Exit> {
             "--strategy-bridge-chain-status auto: the Redis chain detection is not part of ctp-ops; pass complete, incomplete or unknown",
         ));
     }
-    let steps = scenario::parse_list(&cli.plan.scenarios, &overrides)?;
-    // Refusals first: a production config or a trading session stops the drill before anything.
-    let a = assess(&cli, &cli.config)?;
-    let tools = tools(&cli)?;
-    let execute = cli.safety.execute_faults && !cli.safety.dry_run;
-    let drill_id = cli.drill_id.clone().unwrap_or_else(|| {
-        let t: String = evidence_core::time::format_utc_seconds(now_ns())
-            .chars()
-            .filter(|c| *c != '-' && *c != ':')
-            .collect();
-        format!("rc-{t}-{:04x}", fastrand::u16(..))
-    });
-    let run_dir = cli.runtime_dir.join("reconnect").join(&drill_id);
+    Ok(overrides)
+}
 
-    // Fault targets: the fronts (the simulator's address when local).
-    let (target_ip, ports) = if a.local {
+/// The fault targets: the fronts (the simulator's address when local), or --target-ip/--ports.
+fn fault_targets(cli: &Cli, a: &Assessed) -> Result<(String, String)> {
+    Ok(if a.local {
         // The simulator listens on the trader front's loopback address (IPv4; else 127.0.0.1).
         let ip = a
             .trader
@@ -991,7 +974,32 @@ pub fn run(cli: Cli) -> Result<Exit> {
             .clone()
             .unwrap_or_else(|| format!("{},{}", a.trader.port, a.market.port));
         (ip, ports)
-    };
+    })
+}
+
+/// Run the drill.
+///
+/// # Errors
+/// Bad flags or config, a refusal, a failed preflight, a child that could not run or died: exit
+/// 2; SIGINT/SIGTERM: 130 after everything started was stopped.
+pub fn run(cli: Cli) -> Result<Exit> {
+    if let (Some(parent), Some(pids)) = (cli.reap_parent, &cli.reap_pids) {
+        return reaper::run(parent, pids);
+    }
+    let overrides = validate(&cli)?;
+    let steps = scenario::parse_list(&cli.plan.scenarios, &overrides)?;
+    // Refusals first: a production config or a trading session stops the drill before anything.
+    let a = assess(&cli, &cli.config)?;
+    let tools = tools(&cli)?;
+    let execute = cli.safety.execute_faults && !cli.safety.dry_run;
+    let drill_id = cli.drill_id.clone().unwrap_or_else(|| {
+        evidence_core::drill::DrillId::generate("rc")
+            .as_str()
+            .to_string()
+    });
+    let run_dir = cli.runtime_dir.join("reconnect").join(&drill_id);
+
+    let (target_ip, ports) = fault_targets(&cli, &a)?;
 
     // The password: from the config's source; a local simulator accepts any, so one is made up.
     let password_env = match a.cfg.password_source() {
