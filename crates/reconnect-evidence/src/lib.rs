@@ -1235,54 +1235,59 @@ fn execute_drill(d: Drill<'_>) -> Result<Exit> {
         Err(EvidenceError::Interrupted) => "interrupted",
         Err(_) => "failed",
     };
-    let mut report_exit: Option<i32> = None;
     if outcome.is_ok() {
-        copy_compat(&r)?;
-        let argv = r.d.report_argv(&measured(&r, died.is_empty()));
-        echo(&argv);
-        let opts = RunOptions {
-            timeout: Duration::from_secs(600),
-            capture_limit: 1 << 20,
-            ..RunOptions::default()
-        };
-        let o = run_command(command(&argv), &opts)?;
-        let _ = cli::stdout_write(&o.stdout_tail);
-        eprint_raw(&o.stderr_tail);
-        report_exit = o.exit_code;
-        if o.interrupted {
-            write_record(&r, &prov, "interrupted", report_exit);
-            return Err(interrupted());
-        }
-        write_record(&r, &prov, result, report_exit);
-        return match o.exit_code {
-            Some(0) | Some(1) => {
-                cli::stdout_write(&format!(
-                    "report generated: {}\n",
-                    r.d.cli.outputs.report_file.display()
-                ))?;
-                cli::info(&format!(
-                    "evidence: {} (run folder {})",
-                    r.d.p("drill.json").display(),
-                    r.d.run_dir.display()
-                ));
-                Ok(if o.exit_code == Some(0) {
-                    Exit::Pass
-                } else {
-                    Exit::Breach
-                })
-            }
-            _ => Err(EvidenceError::failed(format!(
-                "command failed ({}): {}",
-                o.describe(),
-                argv.join(" ")
-            ))),
-        };
+        return report(&r, &prov, result, died.is_empty());
     }
-    write_record(&r, &prov, result, report_exit);
+    write_record(&r, &prov, result, None);
     match outcome {
         Err(EvidenceError::Interrupted) => Err(interrupted()),
         Err(e) => Err(e),
         Ok(()) => Ok(Exit::Pass),
+    }
+}
+
+/// The drill completed: run slo-report (its exit is the verdict) with what the drill measured,
+/// and write the drill's record.
+fn report(r: &Running<'_>, prov: &Provenance, result: &str, survived: bool) -> Result<Exit> {
+    copy_compat(r)?;
+    let argv = r.d.report_argv(&measured(r, survived));
+    echo(&argv);
+    let opts = RunOptions {
+        timeout: Duration::from_secs(600),
+        capture_limit: 1 << 20,
+        ..RunOptions::default()
+    };
+    let o = run_command(command(&argv), &opts)?;
+    let _ = cli::stdout_write(&o.stdout_tail);
+    eprint_raw(&o.stderr_tail);
+    let report_exit = o.exit_code;
+    if o.interrupted {
+        write_record(r, prov, "interrupted", report_exit);
+        return Err(interrupted());
+    }
+    write_record(r, prov, result, report_exit);
+    match o.exit_code {
+        Some(0) | Some(1) => {
+            cli::stdout_write(&format!(
+                "report generated: {}\n",
+                r.d.cli.outputs.report_file.display()
+            ))?;
+            cli::info(&format!(
+                "evidence: {} (run folder {})",
+                r.d.p("drill.json").display(),
+                r.d.run_dir.display()
+            ));
+            Ok(if o.exit_code == Some(0) {
+                Exit::Pass
+            } else {
+                Exit::Breach
+            })
+        }
+        _ => Err(EvidenceError::failed(format!(
+            "command failed ({}): {}",
+            o.describe(),
+            argv.join(" ")
+        ))),
     }
 }
 
