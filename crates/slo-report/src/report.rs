@@ -245,6 +245,29 @@ pub fn markdown(h: &Header, p: &Pairing, o: &Outcome, probe: &ProbeFacts) -> Str
     ] {
         s.push_str(&format!("- {k}: {v}\n"));
     }
+    summary(&mut s, h, o);
+    matrix(&mut s, ws);
+    acceptance(&mut s, h, o, probe);
+    s.push_str("\n## Logs and Evidence\n\n");
+    s.push_str(&format!("- Probe log file: {}\n", h.probe_path));
+    s.push_str(&format!("- Fault events file: {}\n", h.events_path));
+    if let Some(c) = &h.csv_path {
+        s.push_str(&format!("- Samples CSV: {c}\n"));
+    }
+    if let Some((path, link)) = &h.svg {
+        s.push_str(&format!("- Timeline: [{path}]({link})\n"));
+    }
+    statistics(&mut s, o);
+    if let Some((path, link)) = &h.svg {
+        s.push_str(&format!(
+            "## Timeline\n\n![Reconnect timeline: {path}]({link})\n\n"
+        ));
+    }
+    inputs(&mut s, p, probe);
+    s
+}
+
+fn summary(s: &mut String, h: &Header, o: &Outcome) {
     s.push_str("\n## Summary\n\n");
     s.push_str(&format!("- Samples: {}\n", o.counted));
     s.push_str(&format!(
@@ -281,6 +304,9 @@ pub fn markdown(h: &Header, p: &Pairing, o: &Outcome, probe: &ProbeFacts) -> Str
     for r in &o.reasons {
         s.push_str(&format!("- Target missed: {r}\n"));
     }
+}
+
+fn matrix(s: &mut String, ws: &[Window]) {
     s.push_str(
         "\n## Scenario Matrix\n\n| Scenario | Parameters | Start Time (UTC) | End Time (UTC) | Recovered | Recovery Seconds | Notes |\n|---|---|---|---|---|---:|---|\n",
     );
@@ -299,6 +325,9 @@ pub fn markdown(h: &Header, p: &Pairing, o: &Outcome, probe: &ProbeFacts) -> Str
             cell(&w.notes().join(";"))
         ));
     }
+}
+
+fn acceptance(s: &mut String, h: &Header, o: &Outcome, probe: &ProbeFacts) {
     let box_ = |b: bool| if b { "[x]" } else { "[ ]" };
     let observed_all = o.counted > 0 && o.not_observed == 0;
     let reconnect_all = o.counted > 0 && o.recovered > 0 && o.not_recovered == 0;
@@ -332,16 +361,9 @@ pub fn markdown(h: &Header, p: &Pairing, o: &Outcome, probe: &ProbeFacts) -> Str
             a.max_diff_ms
         ));
     }
-    s.push_str("\n## Logs and Evidence\n\n");
-    s.push_str(&format!("- Probe log file: {}\n", h.probe_path));
-    s.push_str(&format!("- Fault events file: {}\n", h.events_path));
-    if let Some(c) = &h.csv_path {
-        s.push_str(&format!("- Samples CSV: {c}\n"));
-    }
-    if let Some((path, link)) = &h.svg {
-        s.push_str(&format!("- Timeline: [{path}]({link})\n"));
-    }
+}
 
+fn statistics(s: &mut String, o: &Outcome) {
     s.push_str("\n## Statistics\n\nNearest-rank percentiles over the recovered windows (recovery, from the clear) and over the counted windows that went unhealthy (detection, from the apply).\n\n");
     let mut rows: Vec<(String, Option<Stats>)> = o
         .per_scenario
@@ -357,13 +379,9 @@ pub fn markdown(h: &Header, p: &Pairing, o: &Outcome, probe: &ProbeFacts) -> Str
         .collect();
     rows.push(("all".into(), o.detection));
     s.push_str(&stats_table("Detection", &rows));
+}
 
-    if let Some((path, link)) = &h.svg {
-        s.push_str(&format!(
-            "## Timeline\n\n![Reconnect timeline: {path}]({link})\n\n"
-        ));
-    }
-
+fn inputs(s: &mut String, p: &Pairing, probe: &ProbeFacts) {
     s.push_str("## Inputs\n\n");
     s.push_str(&format!(
         "- Fault events used (execute=true): {}\n- Dry-run events ignored (execute=false): {}\n",
@@ -395,9 +413,8 @@ pub fn markdown(h: &Header, p: &Pairing, o: &Outcome, probe: &ProbeFacts) -> Str
         );
     }
     s.push_str(
-        "- Method: a window counts when the probe was healthy at apply; detection is the first unhealthy sample after apply; recovery is measured from the clear to the first healthy state at or after it (0 when the probe was healthy again before the clear), and only after an unhealthy state was observed. Fault times are the events' effective_ts_ns when recorded, else ts_ns.\n",
+        "- Method: a window counts when the probe was healthy at apply; detection is the first unhealthy sample after apply; recovery is measured from the clear to the first healthy moment (the clear itself, or a healthy sample after it) after which the probe stayed healthy for the settle interval or until the next apply, and only after an unhealthy state was observed (an outage just after the clear is the window's own; the search ends at the next apply). Fault times are the events' effective_ts_ns when recorded, else ts_ns.\n",
     );
-    s
 }
 
 fn opt_i64(v: Option<i64>) -> String {
