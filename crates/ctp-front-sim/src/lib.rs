@@ -939,22 +939,23 @@ impl SimHandle {
     }
 }
 
+/// Open the event log for appending (its folder created).
+fn open_event_log(p: &Path) -> Result<File> {
+    if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d).map_err(|e| EvidenceError::io("cannot create", d, e))?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+        .map_err(|e| EvidenceError::io("cannot open", p, e))
+}
+
 /// Start a simulator in this process (listener, accept and control threads); no signal handling.
 pub fn start(o: &SimOptions) -> Result<SimHandle> {
     let log_file = match &o.event_log {
         None => None,
-        Some(p) => {
-            if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(d).map_err(|e| EvidenceError::io("cannot create", d, e))?;
-            }
-            Some(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                    .map_err(|e| EvidenceError::io("cannot open", p, e))?,
-            )
-        }
+        Some(p) => Some(open_event_log(p)?),
     };
     let tl = bind(&o.host, o.trader_port).map_err(|e| {
         EvidenceError::failed(format!(
