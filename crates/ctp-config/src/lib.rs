@@ -526,7 +526,49 @@ impl CtpConfig {
         self.warnings = warnings;
     }
 
-    #[allow(clippy::too_many_lines)]
+    /// A boolean key: absent or empty is `default`; a bad value is a problem (and `default`).
+    fn boolean(
+        &self,
+        key: &str,
+        default: Option<bool>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<bool> {
+        match self.get(key).filter(|s| !s.trim().is_empty()) {
+            None => default,
+            Some(s) => match parse_bool(s) {
+                Some(b) => Some(b),
+                None => {
+                    problems.push(self.problem(
+                        key,
+                        format!("expected true/false/1/0/yes/no, found {}", excerpt(s)),
+                    ));
+                    default
+                }
+            },
+        }
+    }
+
+    /// A positive whole-number key: absent or empty is `default`; a bad value is a problem.
+    fn int(&self, key: &str, default: i64, problems: &mut Vec<Problem>) -> i64 {
+        match self.get(key).map(str::trim).filter(|s| !s.is_empty()) {
+            None => default,
+            Some(s) => match parse_int(s) {
+                Some(n) if n > 0 => n,
+                Some(n) => {
+                    problems.push(self.problem(key, format!("must be > 0, found {n}")));
+                    n
+                }
+                None => {
+                    problems.push(self.problem(
+                        key,
+                        format!("expected a whole number, found {}", excerpt(s)),
+                    ));
+                    default
+                }
+            },
+        }
+    }
+
     fn typed(&mut self) -> Values {
         let mut problems = Vec::new();
         let mut v = Values {
@@ -542,26 +584,13 @@ impl CtpConfig {
                 ));
             }
         }
-        let boolean = |key: &str, default: Option<bool>, problems: &mut Vec<Problem>| match self
-            .get(key)
-            .filter(|s| !s.trim().is_empty())
-        {
-            None => default,
-            Some(s) => match parse_bool(s) {
-                Some(b) => Some(b),
-                None => {
-                    problems.push(self.problem(
-                        key,
-                        format!("expected true/false/1/0/yes/no, found {}", excerpt(s)),
-                    ));
-                    default
-                }
-            },
-        };
-        v.is_production_mode = boolean("is_production_mode", None, &mut problems);
-        v.enable_real_api = boolean("enable_real_api", Some(false), &mut problems).unwrap_or(false);
-        v.enable_terminal_auth =
-            boolean("enable_terminal_auth", Some(true), &mut problems).unwrap_or(true);
+        v.is_production_mode = self.boolean("is_production_mode", None, &mut problems);
+        v.enable_real_api = self
+            .boolean("enable_real_api", Some(false), &mut problems)
+            .unwrap_or(false);
+        v.enable_terminal_auth = self
+            .boolean("enable_terminal_auth", Some(true), &mut problems)
+            .unwrap_or(true);
         for (key, slot) in [
             ("market_front", &mut v.market_front),
             ("trader_front", &mut v.trader_front),
@@ -593,32 +622,12 @@ impl CtpConfig {
             .map(Secret::new);
         v.password_env = text("password_env").unwrap_or_else(|| DEFAULT_PASSWORD_ENV.to_string());
         v.flow_path = text("flow_path").map_or_else(|| PathBuf::from("./ctp_flow"), PathBuf::from);
-        let int = |key: &str, default: i64, problems: &mut Vec<Problem>| match self
-            .get(key)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            None => default,
-            Some(s) => match parse_int(s) {
-                Some(n) if n > 0 => n,
-                Some(n) => {
-                    problems.push(self.problem(key, format!("must be > 0, found {n}")));
-                    n
-                }
-                None => {
-                    problems.push(self.problem(
-                        key,
-                        format!("expected a whole number, found {}", excerpt(s)),
-                    ));
-                    default
-                }
-            },
-        };
-        v.connect_timeout_ms = int("connect_timeout_ms", 10_000, &mut problems);
-        v.reconnect_max_attempts = int("reconnect_max_attempts", 8, &mut problems);
-        v.reconnect_initial_backoff_ms = int("reconnect_initial_backoff_ms", 500, &mut problems);
-        v.reconnect_max_backoff_ms = int("reconnect_max_backoff_ms", 8000, &mut problems);
-        v.query_rate_limit_qps = int("query_rate_limit_qps", 10, &mut problems);
+        v.connect_timeout_ms = self.int("connect_timeout_ms", 10_000, &mut problems);
+        v.reconnect_max_attempts = self.int("reconnect_max_attempts", 8, &mut problems);
+        v.reconnect_initial_backoff_ms =
+            self.int("reconnect_initial_backoff_ms", 500, &mut problems);
+        v.reconnect_max_backoff_ms = self.int("reconnect_max_backoff_ms", 8000, &mut problems);
+        v.query_rate_limit_qps = self.int("query_rate_limit_qps", 10, &mut problems);
         if v.reconnect_initial_backoff_ms > v.reconnect_max_backoff_ms {
             problems.push(self.problem(
                 "reconnect_initial_backoff_ms",
