@@ -882,39 +882,8 @@ fn create(path: &Path) -> Result<File> {
         .map_err(|e| EvidenceError::io("cannot open", path, e))
 }
 
-/// Run the probe until the monitor period ends, SIGTERM or SIGINT.
-#[allow(clippy::too_many_lines)]
-pub fn run(cli: Cli) -> Result<Exit> {
-    let s = settings(&cli)?;
-    let health: Box<dyn Write + Send> = match &cli.log_file {
-        Some(p) => Box::new(create(p)?),
-        None => Box::new(io::stdout()),
-    };
-    let events = match &cli.events_file {
-        Some(p) => Some((create(p)?, p.clone())),
-        None => None,
-    };
-    signals::install()?;
-    let sh = Arc::new(Shared {
-        sim: s.sim,
-        creds: s.creds,
-        addrs: s.addrs.clone(),
-        knobs: s.knobs.clone(),
-        stop: AtomicBool::new(false),
-        wake: (Mutex::new(()), Condvar::new()),
-        streams: Mutex::new([None, None]),
-        state: Mutex::new(State {
-            up: [false, false],
-            healthy: false,
-            ever_healthy: false,
-            last_ts: 0,
-            health,
-            events,
-            write_error: None,
-            last_failure: [None, None],
-            stopped: false,
-        }),
-    });
+/// The `probe.start` event, the first health line and the message saying what is watched.
+fn announce(sh: &Shared, s: &Settings, monitor_seconds: i64) {
     let mode = if s.sim { "sim" } else { "tcp" };
     {
         let mut st = lock(&sh.state);
@@ -924,7 +893,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             ts,
             json!({"config": s.config.display().to_string(), "mode": mode,
                    "trader": s.addrs[0], "market": s.addrs[1], "pid": std::process::id(),
-                   "monitor_seconds": cli.monitor_seconds, "health_interval_ms": s.interval.as_millis(),
+                   "monitor_seconds": monitor_seconds, "health_interval_ms": s.interval.as_millis(),
                    "connect_timeout_ms": s.knobs.connect_timeout.as_millis(),
                    "reconnect_initial_backoff_ms": s.knobs.initial_backoff_ms,
                    "reconnect_max_backoff_ms": s.knobs.max_backoff_ms,
@@ -945,17 +914,11 @@ pub fn run(cli: Cli) -> Result<Exit> {
         },
         s.interval.as_millis()
     ));
-    let workers: Vec<_> = Front::BOTH
-        .iter()
-        .map(|&f| {
-            let sh = Arc::clone(&sh);
-            thread::Builder::new()
-                .name(format!("front-{}", f.name()))
-                .spawn(move || front_loop(&sh, f))
-                .map_err(|e| EvidenceError::failed(format!("cannot start a thread: {e}")))
-        })
-        .collect::<Result<_>>()?;
+}
 
+/// The periodic health lines until a signal, the end of the monitor period, a write error or
+/// (one-shot) the first healthy state; returns why it stopped.
+fn watch(sh: &Shared, s: &Settings) -> &'static str {
     let start = Instant::now();
     let end = if s.one_shot {
         Some(start + s.knobs.connect_timeout)
@@ -964,7 +927,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         s.monitor.and_then(|d| start.checked_add(d))
     };
     let mut next_tick = start + s.interval;
-    let cause = loop {
+    loop {
         if signals::interrupted() {
             break signals::signal_name().unwrap_or("signal");
         }
@@ -1002,11 +965,19 @@ pub fn run(cli: Cli) -> Result<Exit> {
         // Signals and the one-shot condition are polled at this granularity; state changes are
         // written by the front threads themselves, at once.
         thread::sleep(nap.min(Duration::from_millis(10)));
-    };
+    }
+}
 
+/// The final line and `probe.stop`, then every session closed (a logout in sim mode) and the
+/// front threads joined (bounded); returns (ever healthy, a write error, the last failures).
+fn stop(
+    sh: &Shared,
+    workers: Vec<thread::JoinHandle<()>>,
+    cause: &str,
+) -> (bool, Option<EvidenceError>, [Option<String>; 2]) {
     // Final line (the state seen at the stop), then close everything without reporting the
     // closes we cause ourselves as losses.
-    let (ever_healthy, write_error, last_failure) = {
+    let out = {
         let mut st = lock(&sh.state);
         let ts = st.ts();
         st.health_line(ts);
@@ -1046,6 +1017,56 @@ pub fn run(cli: Cli) -> Result<Exit> {
             let _ = w.join();
         }
     }
+    out
+}
+
+/// Run the probe until the monitor period ends, SIGTERM or SIGINT.
+pub fn run(cli: Cli) -> Result<Exit> {
+    let s = settings(&cli)?;
+    let health: Box<dyn Write + Send> = match &cli.log_file {
+        Some(p) => Box::new(create(p)?),
+        None => Box::new(io::stdout()),
+    };
+    let events = match &cli.events_file {
+        Some(p) => Some((create(p)?, p.clone())),
+        None => None,
+    };
+    signals::install()?;
+    let sh = Arc::new(Shared {
+        sim: s.sim,
+        creds: s.creds.clone(),
+        addrs: s.addrs.clone(),
+        knobs: s.knobs.clone(),
+        stop: AtomicBool::new(false),
+        wake: (Mutex::new(()), Condvar::new()),
+        streams: Mutex::new([None, None]),
+        state: Mutex::new(State {
+            up: [false, false],
+            healthy: false,
+            ever_healthy: false,
+            last_ts: 0,
+            health,
+            events,
+            write_error: None,
+            last_failure: [None, None],
+            stopped: false,
+        }),
+    });
+    announce(&sh, &s, cli.monitor_seconds);
+    let workers: Vec<_> = Front::BOTH
+        .iter()
+        .map(|&f| {
+            let sh = Arc::clone(&sh);
+            thread::Builder::new()
+                .name(format!("front-{}", f.name()))
+                .spawn(move || front_loop(&sh, f))
+                .map_err(|e| EvidenceError::failed(format!("cannot start a thread: {e}")))
+        })
+        .collect::<Result<_>>()?;
+
+    let cause = watch(&sh, &s);
+
+    let (ever_healthy, write_error, last_failure) = stop(&sh, workers, cause);
     if let Some(e) = write_error {
         return Err(e);
     }
