@@ -155,3 +155,81 @@ fn rollback_drill_piped_into_rollback_verify_passes() {
     assert_eq!(p.stdout, "verification passed: -\n");
     assert_eq!(p.stderr_second, "");
 }
+
+/// Issue 8 item 5: a health command that prints ANSI colour ends up in the evidence
+/// (`restore_health_detail`), quoted with `\u{1b}` escapes, and the verifier reads it back.
+#[test]
+fn health_command_printing_colour_gives_readable_evidence() {
+    let bin = bins(&[
+        "rollback-drill",
+        "rollback-verify",
+        "svc-ctl",
+        "demo-service",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("deploy");
+    let rd = run_dir.to_str().unwrap();
+    let lock = dir.path().join("rollback-drill.lock");
+    let health = format!(
+        "svc-ctl --run-dir {rd} health --timeout 1 && printf '\\033[32mhealthy\\033[0m\\n'"
+    );
+    let p = pipe(
+        dir.path(),
+        Command::new(bin.join("rollback-drill")).args([
+            "--execute",
+            "--run-dir",
+            rd,
+            "--health-cmd",
+            &health,
+            "--output-file",
+            "-",
+            "--stop-after",
+            "--lock-file",
+            lock.to_str().unwrap(),
+            "--operator",
+            "pipeline-test",
+        ]),
+        Command::new(bin.join("rollback-verify")).args([
+            "--evidence-file",
+            "-",
+            "--format",
+            "json",
+        ]),
+    );
+    assert_eq!(p.first, Some(0), "rollback-drill: {}", p.stderr_first);
+    assert_eq!(
+        p.second,
+        Some(0),
+        "rollback-verify: {}{}",
+        p.stdout,
+        p.stderr_second
+    );
+    assert!(p.stdout.contains("\"passed\":true"), "{}", p.stdout);
+    assert_eq!(p.stderr_second, "");
+}
+
+/// Issue 8 item 4: evidence written to a closed stdout was not delivered: exit 2 with a message,
+/// never a quiet 0.
+#[test]
+fn drill_evidence_to_a_closed_stdout_is_an_error() {
+    let bin = bins(&["wal-drill", "wal-writer", "wal-replay"]);
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("w.wal");
+    let (code, stderr) = test_support::cases::run_with_closed_stdout(
+        bin.join("wal-drill").to_str().unwrap(),
+        &[
+            "--execute",
+            "--wal-path",
+            wal.to_str().unwrap(),
+            "--output-file",
+            "-",
+            "--kill-after-ms",
+            "150",
+        ],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("wal-drill: error: stdout was closed before the evidence was written"),
+        "{stderr}"
+    );
+}

@@ -3,6 +3,13 @@
 //! {"status":"failing",...}` when started with `--fail-health` or when its release folder holds the
 //! `FAIL_HEALTH` marker (checked on every request, so a fault can be injected into a running
 //! release). `GET /version` answers the version. It binds 127.0.0.1 only.
+//!
+//! Optionally (off by default) `/health` also checks the service's storage, as the trading
+//! platform's would: `--redis-addr` (Redis `AUTH` + `PING`) and `--postgres-addr` (PostgreSQL
+//! `SELECT 1` as `quant_hft`), with the password read from `--stack-password-file` (the prod-like
+//! stack's 0600 file). Each flag falls back to an environment variable (`DEMO_REDIS_ADDR`,
+//! `DEMO_PG_ADDR`, `DEMO_STACK_PASSWORD_FILE`), so a service started by `svc-ctl` inside a rollout
+//! inherits them. A failed check makes `/health` answer 503 with the check's answer.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -37,12 +44,114 @@ pub struct Cli {
     /// Make /health answer 503 (a bad release).
     #[arg(long)]
     pub fail_health: bool,
+    /// Also check this Redis (`host:port`) on every /health [env: DEMO_REDIS_ADDR].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub redis_addr: Option<String>,
+    /// Also check this PostgreSQL (`host:port`) on every /health [env: DEMO_PG_ADDR].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub postgres_addr: Option<String>,
+    /// Password file (mode 0600) for the Redis and PostgreSQL checks
+    /// [env: DEMO_STACK_PASSWORD_FILE].
+    #[arg(long, value_name = "PATH")]
+    pub stack_password_file: Option<PathBuf>,
+}
+
+/// The optional storage checks.
+struct Deps {
+    redis: Option<String>,
+    postgres: Option<(String, u16)>,
+    password: Option<String>,
+}
+
+fn flag_or_env(flag: Option<&String>, var: &str) -> Option<String> {
+    flag.cloned()
+        .or_else(|| std::env::var(var).ok())
+        .filter(|s| !s.is_empty())
+}
+
+impl Deps {
+    fn from_cli(cli: &Cli) -> Result<Deps> {
+        let redis = flag_or_env(cli.redis_addr.as_ref(), "DEMO_REDIS_ADDR");
+        let postgres = match flag_or_env(cli.postgres_addr.as_ref(), "DEMO_PG_ADDR") {
+            None => None,
+            Some(a) => {
+                let (h, p) = a
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+                    .ok_or_else(|| {
+                        EvidenceError::usage(format!(
+                            "--postgres-addr: expected host:port, found {a:?}"
+                        ))
+                    })?;
+                Some((h, p))
+            }
+        };
+        let pw_file = cli
+            .stack_password_file
+            .clone()
+            .or_else(|| std::env::var_os("DEMO_STACK_PASSWORD_FILE").map(PathBuf::from))
+            .filter(|p| !p.as_os_str().is_empty());
+        let password = match pw_file {
+            Some(p) => Some(stack_core::secret::read_secret(&p)?),
+            None => None,
+        };
+        Ok(Deps {
+            redis,
+            postgres,
+            password,
+        })
+    }
+
+    /// `(all ok, JSON fields)` of the checks, e.g. `,"redis":"PONG","postgres":"ok"`.
+    fn check(&self) -> (bool, String) {
+        let t = Duration::from_millis(500);
+        let mut ok = true;
+        let mut fields = String::new();
+        if let Some(a) = &self.redis {
+            let r = stack_core::redis::RedisClient::connect(a, t).and_then(|mut c| {
+                c.auth(self.password.as_deref())?;
+                c.ping()
+            });
+            let answer = r.unwrap_or_else(|e| {
+                ok = false;
+                format!("error: {e}")
+            });
+            fields.push_str(&format!(",\"redis\":{}", json_str(&answer)));
+        }
+        if let Some((h, p)) = &self.postgres {
+            let mut cfg = stack_core::pg::PgConfig::new(
+                h,
+                *p,
+                stack_core::stack::PG_USER,
+                stack_core::stack::PG_DB,
+            )
+            .timeout(t);
+            cfg.password = self.password.clone();
+            let r =
+                stack_core::pg::PgClient::connect(&cfg).and_then(|mut c| c.query_value("SELECT 1"));
+            let answer = match r {
+                Ok(_) => "ok".to_string(),
+                Err(e) => {
+                    ok = false;
+                    format!("error: {e}")
+                }
+            };
+            fields.push_str(&format!(",\"postgres\":{}", json_str(&answer)));
+        }
+        (ok, fields)
+    }
+}
+
+/// A JSON string literal.
+fn json_str(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
 }
 
 struct State {
     version: String,
     fail: bool,
     marker: Option<PathBuf>,
+    deps: Deps,
 }
 
 impl State {
@@ -76,6 +185,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         version,
         fail: cli.fail_health,
         marker: cli.release_dir.as_ref().map(|d| d.join(FAIL_MARKER)),
+        deps: Deps::from_cli(&cli)?,
     };
     let listener = TcpListener::bind(("127.0.0.1", cli.port))
         .map_err(|e| EvidenceError::failed(format!("cannot bind 127.0.0.1:{}: {e}", cli.port)))?;
@@ -85,11 +195,23 @@ pub fn run(cli: Cli) -> Result<Exit> {
     listener
         .set_nonblocking(true)
         .map_err(|e| EvidenceError::failed(format!("cannot set non-blocking: {e}")))?;
+    // svc-ctl recognises its release by this line ending in ` pid=<pid>`: keep pid last.
     info(&format!(
-        "listening on {addr} version={} pid={}",
+        "listening on {addr} version={}{}{} pid={}",
         state.version,
-        std::process::id()
+        state
+            .deps
+            .redis
+            .as_ref()
+            .map_or(String::new(), |a| format!(" redis={a}")),
+        state
+            .deps
+            .postgres
+            .as_ref()
+            .map_or(String::new(), |(h, p)| format!(" postgres={h}:{p}")),
+        std::process::id(),
     ));
+
     loop {
         if signals::interrupted() {
             info("stopping");
@@ -126,16 +248,21 @@ fn handle(mut s: TcpStream, state: &State) {
         parts.next().unwrap_or_default(),
     );
     let v = &state.version;
+    let (deps_ok, deps) = if method == "GET" && path == "/health" {
+        state.deps.check()
+    } else {
+        (true, String::new())
+    };
     let (code, reason, body) = match (method, path) {
-        ("GET", "/health") if state.failing() => (
+        ("GET", "/health") if state.failing() || !deps_ok => (
             503,
             "Service Unavailable",
-            format!("{{\"status\":\"failing\",\"version\":\"{v}\"}}"),
+            format!("{{\"status\":\"failing\",\"version\":\"{v}\"{deps}}}"),
         ),
         ("GET", "/health") => (
             200,
             "OK",
-            format!("{{\"status\":\"ok\",\"version\":\"{v}\"}}"),
+            format!("{{\"status\":\"ok\",\"version\":\"{v}\"{deps}}}"),
         ),
         ("GET", "/version") => (200, "OK", format!("{v}\n")),
         ("GET", _) => (404, "Not Found", "not found\n".to_string()),

@@ -127,3 +127,104 @@ fn usage_and_bad_input() {
     .code(2)
     .stderr_is("demo-service: error: bad version \"a\\\"b\"\n");
 }
+
+/// With `--redis-addr`/`--postgres-addr`, /health checks the storage with the stack's password and
+/// fails (503, with the check's answer) when it is down. Needs redis-server (scripts/setup.sh).
+#[test]
+fn health_checks_redis_and_postgres_when_asked() {
+    if !std::path::Path::new("/usr/bin/redis-server").exists() {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "redis-server is missing (scripts/setup.sh installs it)"
+        );
+        test_support::skip(
+            "health_checks_redis_and_postgres_when_asked",
+            "no redis-server",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pwf = dir.path().join("password");
+    stack_core::secret::write_secret(&pwf, "s3cret-pw").unwrap();
+    // A real Redis with that password, on a port the kernel picks (learned from a bound socket).
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut redis = Command::new("/usr/bin/redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--requirepass",
+            "s3cret-pw",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    wait_until(Duration::from_secs(10), "redis to listen", || {
+        std::net::TcpStream::connect(&addr).is_ok()
+    });
+    let pw = pwf.display().to_string();
+    let s = Svc::start(&[
+        "--service-version",
+        "v1",
+        "--redis-addr",
+        &addr,
+        "--stack-password-file",
+        &pw,
+    ]);
+    assert_eq!(
+        s.get("/health"),
+        (
+            200,
+            "{\"status\":\"ok\",\"version\":\"v1\",\"redis\":\"PONG\"}".into()
+        )
+    );
+    let _ = evidence_core::process::stop_child(&mut redis, Duration::from_secs(5));
+    let (code, body) = s.get("/health");
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("\"version\":\"v1\",\"redis\":\"error: connect"),
+        "{body}"
+    );
+    assert!(!body.contains("s3cret"), "{body}");
+    // PostgreSQL nobody listens on: 503 with the connect error.
+    let s = Svc::start(&[
+        "--postgres-addr",
+        "127.0.0.1:1",
+        "--stack-password-file",
+        &pw,
+    ]);
+    let (code, body) = s.get("/health");
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("\"postgres\":\"error: connect 127.0.0.1:1"),
+        "{body}"
+    );
+    // A password file others can read is refused.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pwf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    run(
+        BIN,
+        &[
+            "--port",
+            "0",
+            "--redis-addr",
+            &addr,
+            "--stack-password-file",
+            &pw,
+        ],
+        None,
+        None,
+    )
+    .code(2)
+    .stderr_has("must not be readable by group or others");
+}

@@ -5,6 +5,7 @@ use std::error::Error as _;
 use std::io::{self, Write};
 use std::process::ExitCode;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use clap::Parser;
 
@@ -12,6 +13,41 @@ use crate::error::{EvidenceError, Result};
 use crate::exit::Exit;
 
 static TOOL: OnceLock<String> = OnceLock::new();
+
+/// The outcome a tool decided before writing its output (0 = none yet, else the code + 1).
+static DECIDED: AtomicU8 = AtomicU8::new(0);
+
+/// Record the outcome the tool has decided, before it writes the output that reports it. If that
+/// output then meets a closed stdout (EPIPE: `wal-verify ... | head -0`), [`main`] still exits with
+/// this outcome instead of 0. The worst outcome recorded wins.
+pub fn decide(exit: Exit) {
+    let code = match exit {
+        Exit::Pass => 1,
+        Exit::Breach => 2,
+        Exit::BadInput => 3,
+        Exit::Interrupted => 4,
+    };
+    DECIDED.fetch_max(code, Ordering::SeqCst);
+}
+
+/// The outcome recorded by [`decide`], if any.
+#[must_use]
+pub fn decided() -> Option<Exit> {
+    match DECIDED.load(Ordering::SeqCst) {
+        1 => Some(Exit::Pass),
+        2 => Some(Exit::Breach),
+        3 => Some(Exit::BadInput),
+        4 => Some(Exit::Interrupted),
+        _ => None,
+    }
+}
+
+/// The exit status of a run that met a closed stdout: the outcome already decided (a verifier's
+/// verdict), or 0 when the tool had decided nothing (a report cut short by `head`).
+#[must_use]
+pub fn exit_on_broken_pipe() -> Exit {
+    decided().unwrap_or(Exit::Pass)
+}
 
 /// The running tool's name (set by [`main`]).
 #[must_use]
@@ -23,7 +59,8 @@ pub fn tool_name() -> &'static str {
 ///
 /// Help and version exit 0; usage errors exit 2 with clap's message. An error from `run` prints
 /// `<tool>: error: <message>` (and its cause once) and exits with the error's class. A broken pipe
-/// on stdout ends the tool quietly with 0, as `head` users expect.
+/// on stdout ends the tool quietly, with the outcome it had already [`decide`]d (a verifier's
+/// verdict survives `| head -0`), or 0 when it had decided none.
 pub fn main<C: Parser>(tool: &str, run: impl FnOnce(C) -> Result<Exit>) -> ExitCode {
     let _ = TOOL.set(tool.to_string());
     if let Some(exit) = crate::reaper::run_if_requested() {
@@ -43,7 +80,7 @@ pub fn main<C: Parser>(tool: &str, run: impl FnOnce(C) -> Result<Exit>) -> ExitC
     match run(cli) {
         Ok(exit) => exit.into(),
         Err(EvidenceError::Io { source, .. }) if source.kind() == io::ErrorKind::BrokenPipe => {
-            Exit::Pass.into()
+            exit_on_broken_pipe().into()
         }
         Err(e) => {
             report_error(&e);
@@ -75,7 +112,7 @@ pub fn info(msg: &str) {
 }
 
 /// Write `text` to stdout and flush. A closed pipe becomes an `Io` error of kind `BrokenPipe`, which
-/// [`main`] turns into a quiet exit.
+/// [`main`] turns into a quiet exit with the outcome already [`decide`]d.
 pub fn stdout_write(text: &str) -> Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(text.as_bytes())

@@ -5,13 +5,18 @@
 //! - every other line is `KEY=value`; the key is trimmed and must be non-empty and made of
 //!   `[A-Za-z0-9_.-]`; the value is trimmed;
 //! - a value that starts with `"` is a double-quoted string with the escapes `\\ \" \n \r \t`
-//!   and must end with the closing quote; a value that starts with `'` is taken literally up to
-//!   the closing `'`; anything else is taken as it is (inner quotes, `#` and `=` included);
+//!   and `\u{HEX}` (any other character, as one to six hex digits) and must end with the closing
+//!   quote; a value that starts with `'` is taken literally up to the closing `'`; anything else is
+//!   taken as it is (inner quotes, `#` and `=` included), which keeps the original's hand-typed
+//!   files readable;
 //! - a duplicate key, an empty key and a line without `=` are errors with the line number.
 //!
 //! The writer keeps insertion order (the contract's key order) and quotes a value only when the
-//! reader would not get it back verbatim: empty-looking whitespace at either end, a leading quote or
-//! `#`, or a control character such as a newline. Evidence is never loaded into the environment.
+//! reader would not get it back verbatim: whitespace at either end, a leading quote or `#`, or a
+//! control character (newline, ESC of an ANSI colour, DEL, ...). Inside the quotes `\` and `"` are
+//! escaped, `\n \r \t` are written as such and every other control character as `\u{HEX}`; all
+//! other characters (`=`, `#`, non-ASCII) are written as they are. `write → read` returns every
+//! value unchanged (a property test proves it). Evidence is never loaded into the environment.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -174,6 +179,32 @@ impl EnvDoc {
     }
 }
 
+const ESCAPES: &str = "one of the escapes \\\\ \\\" \\n \\r \\t \\u{HEX}";
+
+/// The rest of a `\u{HEX}` escape (after the `u`): one to six hex digits naming a character.
+fn unicode_escape(chars: &mut std::str::Chars<'_>) -> std::result::Result<char, &'static str> {
+    if chars.next() != Some('{') {
+        return Err(ESCAPES);
+    }
+    let mut hex = String::new();
+    for c in chars.by_ref() {
+        if c == '}' {
+            return u32::from_str_radix(&hex, 16)
+                .ok()
+                .filter(|_| {
+                    (1..=6).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit())
+                })
+                .and_then(char::from_u32)
+                .ok_or(ESCAPES);
+        }
+        hex.push(c);
+        if hex.len() > 6 {
+            break;
+        }
+    }
+    Err(ESCAPES)
+}
+
 fn unquote(v: &str) -> std::result::Result<String, &'static str> {
     if let Some(rest) = v.strip_prefix('"') {
         let mut out = String::with_capacity(rest.len());
@@ -193,7 +224,8 @@ fn unquote(v: &str) -> std::result::Result<String, &'static str> {
                     Some('t') => out.push('\t'),
                     Some('\\') => out.push('\\'),
                     Some('"') => out.push('"'),
-                    _ => return Err("one of the escapes \\\\ \\\" \\n \\r \\t"),
+                    Some('u') => out.push(unicode_escape(&mut chars)?),
+                    _ => return Err(ESCAPES),
                 },
                 c => out.push(c),
             }
@@ -367,6 +399,132 @@ mod tests {
         }
         assert_eq!(doc.len(), values.len());
         assert_eq!(doc.entries()[0].key, "K0");
+    }
+
+    #[test]
+    fn control_characters_and_colour_round_trip() {
+        let values = [
+            "\u{1b}[32mok\u{1b}[0m",
+            "bell\u{7}nul\u{0}del\u{7f}",
+            "nel\u{85}end",
+            "\u{1b}",
+            "日本語 = 値 # not a comment",
+            "a\\u{41}",
+            "\"",
+            "'",
+            "=",
+            "#",
+            " ",
+            "\r\n",
+        ];
+        for v in values {
+            let mut w = EnvWriter::new();
+            w.push("k", v);
+            let text = w.render();
+            let doc = EnvDoc::parse(&text, "t.env").unwrap();
+            assert_eq!(doc.get("k"), Some(v), "{text:?}");
+            assert_eq!(text.lines().count(), 1, "{text:?}");
+        }
+        assert_eq!(
+            EnvWriter::new().push("k", "\u{1b}[1m").render(),
+            "k=\"\\u{1b}[1m\"\n"
+        );
+    }
+
+    #[test]
+    fn bad_unicode_escapes_are_errors() {
+        for bad in [
+            "k=\"\\u41\"",
+            "k=\"\\u{}\"",
+            "k=\"\\u{d800}\"",
+            "k=\"\\u{1234567}\"",
+            "k=\"\\u{+41}\"",
+            "k=\"\\u{41\"",
+        ] {
+            let e = EnvDoc::parse(bad, "x.env").unwrap_err();
+            assert!(e.to_string().contains("\\u{HEX}"), "{bad}: {e}");
+        }
+        // Outside quotes the text is taken as it is (the original's hand-typed files).
+        let doc = EnvDoc::parse("k=\\u{41}\n", "x.env").unwrap();
+        assert_eq!(doc.get("k"), Some("\\u{41}"));
+    }
+
+    /// A value drawn mostly from the characters that break naive `.env` writers.
+    #[derive(Debug, Clone)]
+    struct Awkward(String);
+
+    impl quickcheck::Arbitrary for Awkward {
+        fn arbitrary(g: &mut quickcheck::Gen) -> Self {
+            const PIECES: [&str; 22] = [
+                "\u{1b}[31m",
+                "\u{1b}[0m",
+                "\"",
+                "'",
+                "=",
+                "#",
+                "\\",
+                "\\n",
+                "\\u{41}",
+                "\n",
+                "\r",
+                "\t",
+                " ",
+                "\u{0}",
+                "\u{7f}",
+                "\u{85}",
+                "\u{2028}",
+                "\u{3000}",
+                "é",
+                "日",
+                "a",
+                "Z9",
+            ];
+            let len = usize::arbitrary(g) % 12;
+            let mut s = String::new();
+            for _ in 0..len {
+                if bool::arbitrary(g) {
+                    s.push_str(g.choose(&PIECES).copied().unwrap_or("a"));
+                } else {
+                    s.push(char::arbitrary(g));
+                }
+            }
+            Awkward(s)
+        }
+        fn shrink(&self) -> Box<dyn Iterator<Item = Self>> {
+            Box::new(self.0.shrink().map(Awkward))
+        }
+    }
+
+    fn round_trips(values: &[String]) -> bool {
+        let mut w = EnvWriter::new();
+        for (i, v) in values.iter().enumerate() {
+            w.push(format!("K{i}"), v);
+        }
+        let text = w.render();
+        let Ok(doc) = EnvDoc::parse(&text, "p.env") else {
+            return false;
+        };
+        doc.len() == values.len()
+            && values
+                .iter()
+                .enumerate()
+                .all(|(i, v)| doc.get(&format!("K{i}")) == Some(v.as_str()))
+    }
+
+    #[test]
+    fn property_write_then_read_is_identity() {
+        fn awkward(values: Vec<Awkward>) -> bool {
+            round_trips(&values.into_iter().map(|a| a.0).collect::<Vec<_>>())
+        }
+        fn any_string(values: Vec<String>) -> bool {
+            round_trips(&values)
+        }
+        quickcheck::QuickCheck::new()
+            .tests(2000)
+            .quickcheck(awkward as fn(Vec<Awkward>) -> bool);
+        quickcheck::QuickCheck::new()
+            .tests(2000)
+            .quickcheck(any_string as fn(Vec<String>) -> bool);
     }
 
     #[test]

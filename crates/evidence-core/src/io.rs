@@ -97,13 +97,24 @@ pub enum Output {
 
 impl Output {
     /// Write `bytes` as the whole content: to stdout, or atomically and durably to the file.
+    ///
+    /// Evidence that meets a closed stdout (EPIPE) was not delivered: that is a failure of the
+    /// tool (exit 2, with a message), never the quiet exit 0 a report cut short by `head` gets.
     pub fn write_all(&self, bytes: &[u8]) -> Result<()> {
         match self {
             Output::Stdout => {
                 let mut out = io::stdout().lock();
                 out.write_all(bytes)
                     .and_then(|()| out.flush())
-                    .map_err(|e| EvidenceError::io("cannot write", "-", e))
+                    .map_err(|e| {
+                        if e.kind() == io::ErrorKind::BrokenPipe {
+                            EvidenceError::failed(
+                                "stdout was closed before the evidence was written (broken pipe): nothing was delivered",
+                            )
+                        } else {
+                            EvidenceError::io("cannot write", "-", e)
+                        }
+                    })
             }
             Output::Path(p) => write_atomic(p, bytes),
         }

@@ -262,10 +262,32 @@ pub fn pid_alive(pid: u32) -> bool {
     })
 }
 
-/// True while any process of the process group `pgid` exists (zombies included).
+/// True while a live (not zombie) process of the process group `pgid` exists. Zombies waiting
+/// for their new parent to reap them do not count: they run nothing.
 #[must_use]
 pub fn group_alive(pgid: u32) -> bool {
-    i32::try_from(pgid).is_ok_and(|p| p > 0 && killpg(Pid::from_raw(p), None).is_ok())
+    let Ok(p) = i32::try_from(pgid) else {
+        return false;
+    };
+    if p <= 0 || killpg(Pid::from_raw(p), None).is_err() {
+        return false;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .any(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+                let mut f = st
+                    .rsplit_once(')')
+                    .map_or("", |(_, r)| r)
+                    .split_whitespace();
+                // Fields after the name: state, ppid, pgrp.
+                let state = f.next().unwrap_or("Z");
+                let pgrp = f.nth(1).and_then(|g| g.parse::<u32>().ok());
+                state != "Z" && state != "X" && pgrp == Some(pgid)
+            })
+        })
 }
 
 /// The program `name` shipped beside the running executable: `<own folder>/name` when it exists;

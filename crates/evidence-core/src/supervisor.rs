@@ -260,6 +260,18 @@ pub fn exe_of(pid: u32) -> Option<PathBuf> {
 mod tests {
     use super::*;
 
+    /// Wait (10 s at most) until the service's log holds `what`.
+    fn wait_for_log(sup: &Supervisor, what: &str) {
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while !fs::read_to_string(sup.log_file()).is_ok_and(|l| l.contains(what)) {
+            assert!(
+                std::time::Instant::now() < end,
+                "the log never said {what:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     #[test]
     fn start_status_stop_and_kill() {
         let dir = tempfile::tempdir().unwrap();
@@ -277,6 +289,8 @@ mod tests {
         assert!(pid_alive(r.pid));
         assert_eq!(sup.running().unwrap().unwrap().tag, "v1");
         assert!(sup.start(Path::new("/bin/sh"), &args, &[], "v1").is_err());
+        // Stop only once the shell has printed its line (a loaded machine may not have run it yet).
+        wait_for_log(&sup, "started");
         assert_eq!(
             sup.stop(Duration::from_secs(5)).unwrap(),
             Stopped::Terminated
@@ -289,10 +303,11 @@ mod tests {
         // A process that ignores SIGTERM is killed after the grace period.
         let args = vec![
             OsString::from("-c"),
-            OsString::from("trap '' TERM; while :; do sleep 0.05; done"),
+            OsString::from("trap '' TERM; echo trapped; while :; do sleep 0.05; done"),
         ];
         let r = sup.start(Path::new("/bin/sh"), &args, &[], "v2").unwrap();
-        std::thread::sleep(Duration::from_millis(100));
+        // The trap must be in place before the SIGTERM, or the shell dies of it.
+        wait_for_log(&sup, "trapped");
         assert_eq!(
             sup.stop(Duration::from_millis(300)).unwrap(),
             Stopped::Killed

@@ -1,179 +1,120 @@
-//! rollback-verify: one fixture per rejection, plus pass, dry-run, stdin, JSON and usage cases.
-#![allow(clippy::unwrap_used, reason = "test helpers panic on unexpected state")]
+//! rollback-verify acceptance tests. One fixture case per check in tests/cases/ (each derived from a real
+//! rollback-drill run in tests/fixtures/real/, asserting status, stdout and stderr; see
+//! test_support::cases), plus JSON output, a closed stdout and usage errors.
+#![allow(clippy::unwrap_used, reason = "test helpers panic on broken fixtures")]
 
-use test_support::{fixture, run};
+use serde_json::Value;
+use test_support::cases::{run_cases, run_with_closed_stdout};
+use test_support::run;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rollback-verify");
 
-fn fx(name: &str) -> String {
-    fixture(env!("CARGO_MANIFEST_DIR"), name)
-}
-
-fn verify(name: &str, extra: &[&str]) -> test_support::Run {
-    let f = fx(name);
-    let mut args = vec!["--evidence-file", f.as_str()];
-    args.extend_from_slice(extra);
-    run(BIN, &args, None, None)
+fn real(name: &str) -> String {
+    format!("{}/tests/fixtures/real/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 #[test]
-fn measured_evidence_passes() {
-    let f = fx("pass.env");
-    verify("pass.env", &[])
-        .code(0)
-        .stdout_is(&format!("verification passed: {f}\n"))
-        .stderr_is("");
+fn every_fixture_case() {
+    let n = run_cases(BIN, env!("CARGO_MANIFEST_DIR"));
+    assert!(n >= 50, "only {n} cases");
 }
 
 #[test]
-fn original_hand_written_shape_passes() {
-    // Whole-second timestamps (resolution 1 s) agree with 0.110 s; no provenance block.
-    let f = fx("original_shape.env");
-    verify("original_shape.env", &["--max-rollback-seconds", "180"])
-        .code(0)
-        .stdout_is(&format!("verification passed: {f}\n"))
-        .stderr_is("");
-}
-
-#[test]
-fn threshold_breach() {
-    verify("pass.env", &["--max-rollback-seconds", "0.000001"])
-        .code(1)
-        .stdout_is("")
-        .stderr_has("rollback_seconds threshold exceeded: actual=");
-}
-
-#[test]
-fn breaches_exit_1() {
-    for (name, msg) in [
-        ("health_false.env", "health_check_passed must be true"),
-        ("result_fail.env", "result must be pass, found \"fail\""),
-        (
-            "target_equals_release.env",
-            "rollback_target=v2 equals release_version",
-        ),
-        ("dry_run.env", "evidence from a dry run proves nothing"),
-    ] {
-        let r = verify(name, &[]);
-        r.code(1).stdout_is("").stderr_has(msg);
-        assert!(
-            r.stderr
-                .starts_with("rollback-verify: error: verification failed: "),
-            "{name}: {}",
-            r.stderr
-        );
-    }
-}
-
-#[test]
-fn result_dry_run_without_provenance_is_a_dry_run() {
-    let text: String = std::fs::read_to_string(fx("dry_run.env"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("provenance_"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    run(BIN, &["--evidence-file", "-"], Some(&text), None)
-        .code(1)
-        .stdout_is("")
-        .stderr_has("rollback-verify: error: verification failed: -: dry_run: result=dry_run: evidence from a dry run proves nothing");
-    run(
-        BIN,
-        &["--evidence-file", "-", "--allow-dry-run"],
-        Some(&text),
-        None,
-    )
-    .code(0)
-    .stdout_is("verification passed: -\n")
-    .stderr_is("");
-}
-
-#[test]
-fn dry_run_accepted_when_allowed() {
-    verify("dry_run.env", &["--allow-dry-run"])
-        .code(0)
-        .stdout_has("verification passed: ")
-        .stderr_is("");
-}
-
-#[test]
-fn malformed_exit_2() {
-    for (name, msg) in [
-        (
-            "nan.env",
-            "rollback_seconds must be a finite number >= 0, found \"nan\"",
-        ),
-        (
-            "bad_platform.env",
-            "platform must be one of: systemd, k8s, local",
-        ),
-        ("bad_timestamp.env", "rollback_start_utc must be UTC"),
-        (
-            "health_not_bool.env",
-            "health_check_passed must be true/false",
-        ),
-        ("missing_key.env", "missing required key: notes"),
-        // Evidence that contradicts itself is malformed, not a breach.
-        (
-            "timestamps_reversed.env",
-            "rollback_complete_utc must be >= rollback_start_utc",
-        ),
-        (
-            "seconds_disagree.env",
-            "duration_matches_timestamps: rollback_seconds=5.000000",
-        ),
-        ("empty_key.env", "required key operator is empty"),
-        (
-            "provenance_reversed.env",
-            "provenance_times_ordered: provenance_finished_utc is before provenance_started_utc",
-        ),
-    ] {
-        verify(name, &[]).code(2).stdout_is("").stderr_has(msg);
-    }
-    for (name, msg) in [
-        (
-            "duplicate_key.env",
-            "result: expected each key once, found a duplicate of line",
-        ),
-        ("not_key_value.env", "line: expected KEY=value"),
-    ] {
-        let f = fx(name);
-        verify(name, &[])
-            .code(2)
-            .stdout_is("")
-            .stderr_has(&format!("rollback-verify: error: {f}:"))
-            .stderr_has(msg);
-    }
-}
-
-#[test]
-fn stdin_and_json() {
-    let text = std::fs::read_to_string(fx("health_false.env")).unwrap();
+fn json_format_names_each_check() {
+    let f = real("rb_health.env");
     let r = run(
         BIN,
-        &["--evidence-file", "-", "--format", "json"],
-        Some(&text),
+        &[
+            "--evidence-file",
+            &f,
+            "--format",
+            "json",
+            "--max-rollback-seconds",
+            "0.001",
+        ],
+        None,
         None,
     );
     r.code(1).stderr_is("");
-    let last: serde_json::Value = serde_json::from_str(r.stdout.lines().last().unwrap()).unwrap();
+    let records: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let last = records.last().unwrap();
     assert_eq!(last["kind"], "verify.verdict");
-    assert_eq!(last["evidence"], "-");
     assert_eq!(last["passed"], false);
     assert_eq!(last["exit"], 1);
-    assert!(r.stdout.lines().any(|l| {
-        let v: serde_json::Value = serde_json::from_str(l).unwrap();
-        v["check"] == "health_check_passed" && v["outcome"] == "breach"
-    }));
+    assert!(
+        records[..records.len() - 1]
+            .iter()
+            .all(|r| r["kind"] == "verify.check" && r["tool"] == "rollback-verify")
+    );
+    let c = records
+        .iter()
+        .find(|r| r["check"] == "rollback_threshold")
+        .unwrap();
+    assert_eq!(c["outcome"], "breach");
+    // Every check of a passing real run is a pass.
+    let f = real("rb_kill.env");
+    let r = run(
+        BIN,
+        &["--evidence-file", &f, "--format", "json"],
+        None,
+        None,
+    );
+    r.code(0).stderr_is("");
+    assert!(r.stdout.lines().count() > 10, "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("\"outcome\":\"breach\"")
+            && !r.stdout.contains("\"outcome\":\"malformed\"")
+    );
+}
+
+/// `rollback-verify ... | head -0`: the verdict survives a closed stdout (item 4).
+#[test]
+fn verdict_survives_a_closed_stdout() {
+    let pass = real("rb_kill.env");
+    let breach = real("rb_health.env");
+    let legacy = real("legacy.env");
+    for (args, code) in [
+        (vec!["--evidence-file", pass.as_str()], 0),
+        (
+            vec!["--evidence-file", pass.as_str(), "--format", "json"],
+            0,
+        ),
+        (
+            vec![
+                "--evidence-file",
+                breach.as_str(),
+                "--format",
+                "json",
+                "--max-rollback-seconds",
+                "0.001",
+            ],
+            1,
+        ),
+        (
+            vec!["--evidence-file", legacy.as_str(), "--format", "json"],
+            2,
+        ),
+    ] {
+        let (status, stderr) = run_with_closed_stdout(BIN, &args);
+        assert_eq!(status, Some(code), "{args:?}: {stderr}");
+    }
 }
 
 #[test]
-fn usage_errors() {
+fn usage_and_unreadable_file_exit_2() {
     run(BIN, &[], None, None)
         .code(2)
         .stdout_is("")
         .stderr_has("--evidence-file <PATH>");
-    let f = fx("pass.env");
+    run(BIN, &["--evidence-file", "/nonexistent/x.env"], None, None)
+        .code(2)
+        .stdout_is("")
+        .stderr_has("rollback-verify: error: cannot read /nonexistent/x.env");
+    let f = real("rb_health.env");
     run(
         BIN,
         &["--evidence-file", &f, "--max-rollback-seconds=-1"],
@@ -181,9 +122,16 @@ fn usage_errors() {
         None,
     )
     .code(2)
+    .stdout_is("")
     .stderr_has("--max-rollback-seconds must be a finite number >= 0");
-    run(BIN, &["--evidence-file", "/nonexistent/x.env"], None, None)
-        .code(2)
-        .stdout_is("")
-        .stderr_has("cannot read /nonexistent/x.env");
+}
+
+#[test]
+fn help_lists_checks_and_exit_codes() {
+    run(BIN, &["--help"], None, None)
+        .code(0)
+        .stdout_has("CHECKS")
+        .stdout_has("--allow-legacy")
+        .stdout_has("verify_deploy_rollback_evidence")
+        .stdout_has("EXIT STATUS");
 }

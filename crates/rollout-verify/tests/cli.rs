@@ -1,169 +1,110 @@
-//! rollout-verify: one fixture per rejection, the original's dry-run shape, pass, stdin, JSON, usage.
-#![allow(clippy::unwrap_used, reason = "test helpers panic on unexpected state")]
+//! rollout-verify acceptance tests. One fixture case per check in tests/cases/ (each derived from a real
+//! rollout-orchestrator run in tests/fixtures/real/, asserting status, stdout and stderr; see
+//! test_support::cases), plus JSON output, a closed stdout and usage errors.
+#![allow(clippy::unwrap_used, reason = "test helpers panic on broken fixtures")]
 
-use test_support::{fixture, run};
+use serde_json::Value;
+use test_support::cases::{run_cases, run_with_closed_stdout};
+use test_support::run;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rollout-verify");
 
-fn fx(name: &str) -> String {
-    fixture(env!("CARGO_MANIFEST_DIR"), name)
-}
-
-fn verify(name: &str, extra: &[&str]) -> test_support::Run {
-    let f = fx(name);
-    let mut args = vec!["--evidence-file", f.as_str()];
-    args.extend_from_slice(extra);
-    run(BIN, &args, None, None)
+fn real(name: &str) -> String {
+    format!("{}/tests/fixtures/real/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 #[test]
-fn executed_rollouts_pass() {
-    for name in ["pass.env", "pass_rich.env"] {
-        let f = fx(name);
-        verify(name, &["--require-fault-step"])
-            .code(0)
-            .stdout_is(&format!("verification passed: {f}\n"))
-            .stderr_is("");
-    }
-    let f = fx("no_fault_step.env");
-    verify("no_fault_step.env", &[])
-        .code(0)
-        .stdout_is(&format!("verification passed: {f}\n"))
-        .stderr_is("");
+fn every_fixture_case() {
+    let n = run_cases(BIN, env!("CARGO_MANIFEST_DIR"));
+    assert!(n >= 55, "only {n} cases");
 }
 
 #[test]
-fn original_dry_run_shape_rejected_by_default_accepted_when_allowed() {
-    let r = verify("original_dry_run.env", &["--require-fault-step"]);
-    r.code(1)
-        .stdout_is("")
-        .stderr_has("ROLLOUT_DRY_RUN=1: evidence from a dry run proves nothing")
-        .stderr_has("step 1 (precheck) is simulated_ok");
-    verify(
-        "original_dry_run.env",
-        &["--require-fault-step", "--allow-dry-run"],
-    )
-    .code(0)
-    .stdout_has("verification passed: ")
-    .stderr_is("");
-}
-
-#[test]
-fn breaches_exit_1() {
-    for (name, extra, msg) in [
-        (
-            "success_false.env",
-            &[][..],
-            "ROLLOUT_SUCCESS=false (failed step: \"verify\")",
-        ),
-        ("failed_step.env", &[], "step 3 (fault_injection) failed"),
-        (
-            "simulated_in_executed.env",
-            &[],
-            "step 4 (rollback) is simulated_ok in an executed rollout",
-        ),
-        (
-            "release_not_restored.env",
-            &[],
-            "release before v1, after the rollback v2",
-        ),
-        ("interrupted.env", &[], "ROLLOUT_INTERRUPTED=true"),
-        (
-            "no_fault_step.env",
-            &["--require-fault-step"],
-            "fault_injection step is required but not found",
-        ),
-    ] {
-        verify(name, extra).code(1).stdout_is("").stderr_has(msg);
-    }
-}
-
-#[test]
-fn malformed_exit_2() {
-    for (name, msg) in [
-        (
-            "count_mismatch.env",
-            "ROLLOUT_TOTAL_STEPS=4 but step 5 is listed",
-        ),
-        ("count_missing_steps.env", "step 6 lacks STEP_6_NAME"),
-        ("bad_duration.env", "step 2 has invalid duration: -20"),
-        ("bad_duration_text.env", "step 2 has invalid duration: 1.5"),
-        (
-            "nan_rollback_seconds.env",
-            "ROLLOUT_ROLLBACK_SECONDS must be a finite number",
-        ),
-        ("invalid_status.env", "step 2 has invalid status: OK"),
-        ("total_zero.env", "ROLLOUT_TOTAL_STEPS must be > 0"),
-        ("total_not_int.env", "ROLLOUT_TOTAL_STEPS must be integer"),
-        ("missing_key.env", "missing key: ROLLOUT_FAILED_STEP"),
-        (
-            "success_with_failed_step.env",
-            "ROLLOUT_SUCCESS=true but ROLLOUT_FAILED_STEP=deploy",
-        ),
-        // Evidence contradicting itself is malformed, not a breach.
-        ("step_times_reversed.env", "step 4 starts before step 3"),
-        (
-            "provenance_reversed.env",
-            "provenance_times_ordered: PROVENANCE_FINISHED_UTC is before PROVENANCE_STARTED_UTC",
-        ),
-    ] {
-        verify(name, &[]).code(2).stdout_is("").stderr_has(msg);
-    }
-    // A bad ROLLOUT_DRY_RUN is reported once.
-    let f = fx("dry_run_not_bool.env");
-    verify("dry_run_not_bool.env", &[])
-        .code(2)
-        .stdout_is("")
-        .stderr_is(&format!(
-            "rollout-verify: error: verification failed: {f}: dry_run: line 2: ROLLOUT_DRY_RUN must be a boolean, found \"maybe\"\n"
-        ));
-    let f = fx("duplicate_key.env");
-    verify("duplicate_key.env", &[])
-        .code(2)
-        .stdout_is("")
-        .stderr_has(&format!("rollout-verify: error: {f}:"))
-        .stderr_has("ROLLOUT_SUCCESS: expected each key once");
-}
-
-#[test]
-fn stdin_and_json() {
-    let text = std::fs::read_to_string(fx("pass.env")).unwrap();
+fn json_format_names_each_check() {
+    let f = real("ro_fail.env");
     let r = run(
         BIN,
-        &["--evidence-file", "-", "--format", "json"],
-        Some(&text),
+        &["--evidence-file", &f, "--format", "json"],
+        None,
         None,
     );
-    r.code(0).stderr_is("");
-    let recs: Vec<serde_json::Value> = r
+    r.code(1).stderr_is("");
+    let records: Vec<Value> = r
         .stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let last = recs.last().unwrap();
+    let last = records.last().unwrap();
     assert_eq!(last["kind"], "verify.verdict");
-    assert_eq!(last["passed"], true);
+    assert_eq!(last["passed"], false);
+    assert_eq!(last["exit"], 1);
     assert!(
-        recs.iter()
-            .any(|v| v["check"] == "previous_release_restored")
+        records[..records.len() - 1]
+            .iter()
+            .all(|r| r["kind"] == "verify.check" && r["tool"] == "rollout-verify")
+    );
+    let c = records.iter().find(|r| r["check"] == "success").unwrap();
+    assert_eq!(c["outcome"], "breach");
+    // Every check of a passing real run is a pass.
+    let f = real("ro_staging.env");
+    let r = run(
+        BIN,
+        &["--evidence-file", &f, "--format", "json"],
+        None,
+        None,
+    );
+    r.code(0).stderr_is("");
+    assert!(r.stdout.lines().count() > 10, "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("\"outcome\":\"breach\"")
+            && !r.stdout.contains("\"outcome\":\"malformed\"")
     );
 }
 
+/// `rollout-verify ... | head -0`: the verdict survives a closed stdout (item 4).
 #[test]
-fn usage_errors() {
+fn verdict_survives_a_closed_stdout() {
+    let pass = real("ro_staging.env");
+    let breach = real("ro_fail.env");
+    let legacy = real("legacy_dry_run.env");
+    for (args, code) in [
+        (vec!["--evidence-file", pass.as_str()], 0),
+        (
+            vec!["--evidence-file", pass.as_str(), "--format", "json"],
+            0,
+        ),
+        (
+            vec!["--evidence-file", breach.as_str(), "--format", "json"],
+            1,
+        ),
+        (
+            vec!["--evidence-file", legacy.as_str(), "--format", "json"],
+            2,
+        ),
+    ] {
+        let (status, stderr) = run_with_closed_stdout(BIN, &args);
+        assert_eq!(status, Some(code), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn usage_and_unreadable_file_exit_2() {
     run(BIN, &[], None, None)
         .code(2)
         .stdout_is("")
         .stderr_has("--evidence-file <PATH>");
-    run(BIN, &["--evidence-file", "/nonexistent/r.env"], None, None)
+    run(BIN, &["--evidence-file", "/nonexistent/x.env"], None, None)
         .code(2)
-        .stderr_has("cannot read /nonexistent/r.env");
-    run(
-        BIN,
-        &["--evidence-file", "x", "--format", "yaml"],
-        None,
-        None,
-    )
-    .code(2)
-    .stderr_has("invalid value 'yaml'");
+        .stdout_is("")
+        .stderr_has("rollout-verify: error: cannot read /nonexistent/x.env");
+}
+
+#[test]
+fn help_lists_checks_and_exit_codes() {
+    run(BIN, &["--help"], None, None)
+        .code(0)
+        .stdout_has("CHECKS")
+        .stdout_has("--allow-legacy")
+        .stdout_has("verify_rollout_evidence")
+        .stdout_has("EXIT STATUS");
 }

@@ -2,6 +2,8 @@
 //! stdout and stderr together; wait on conditions with deadlines; skip with a printed reason.
 #![allow(clippy::print_stderr, clippy::missing_panics_doc)]
 
+pub mod cases;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};

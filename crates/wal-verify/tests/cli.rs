@@ -1,224 +1,31 @@
-//! wal-verify acceptance tests: one fixture per rejection (exit status, stdout and stderr), stdin,
-//! the threshold flags, JSON output, a real drill's evidence, usage errors.
+//! wal-verify acceptance tests. One fixture case per check in tests/cases/ (each derived from a real
+//! wal-drill run in tests/fixtures/real/, asserting status, stdout and stderr; see
+//! test_support::cases), plus JSON output, a closed stdout and usage errors.
 #![allow(clippy::unwrap_used, reason = "test helpers panic on broken fixtures")]
 
 use serde_json::Value;
-use test_support::{Run, fixture, run};
+use test_support::cases::{run_cases, run_with_closed_stdout};
+use test_support::run;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wal-verify");
 
-fn fx(name: &str) -> String {
-    fixture(env!("CARGO_MANIFEST_DIR"), name)
-}
-
-fn verify(name: &str, extra: &[&str]) -> Run {
-    let path = fx(name);
-    let mut args = vec!["--evidence-file", path.as_str()];
-    args.extend_from_slice(extra);
-    run(BIN, &args, None, None)
-}
-
-/// The one stderr line of a failed check.
-fn failed(name: &str, check: &str, detail: &str) -> String {
-    format!(
-        "wal-verify: error: verification failed: {}: {check}: {detail}\n",
-        fx(name)
-    )
+fn real(name: &str) -> String {
+    format!("{}/tests/fixtures/real/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 #[test]
-fn real_drill_evidence_passes() {
-    verify("pass.env", &[])
-        .code(0)
-        .stderr_is("")
-        .stdout_is(&format!("verification passed: {}\n", fx("pass.env")));
+fn every_fixture_case() {
+    let n = run_cases(BIN, env!("CARGO_MANIFEST_DIR"));
+    assert!(n >= 60, "only {n} cases");
 }
 
 #[test]
-fn original_whole_second_form_passes() {
-    verify("original_form.env", &[])
-        .code(0)
-        .stderr_is("")
-        .stdout_is(&format!(
-            "verification passed: {}\n",
-            fx("original_form.env")
-        ));
-}
-
-#[test]
-fn result_fail_is_a_breach() {
-    verify("result_fail.env", &[])
-        .code(1)
-        .stdout_is("")
-        .stderr_is(&failed(
-            "result_fail.env",
-            "result",
-            "result=fail: the drill failed",
-        ));
-}
-
-#[test]
-fn result_other_than_pass_or_fail_is_malformed() {
-    verify("result_other.env", &[])
-        .code(2)
-        .stdout_is("")
-        .stderr_is(&failed(
-            "result_other.env",
-            "result",
-            "line 10: result must be pass or fail, found \"passed\"",
-        ));
-}
-
-#[test]
-fn nan_inf_and_negative_numbers_are_malformed() {
-    for (name, key, line, found) in [
-        ("rto_nan.env", "rto_seconds", 7, "nan"),
-        ("rto_inf.env", "rto_seconds", 7, "inf"),
-        ("rto_negative.env", "rto_seconds", 7, "-0.5"),
-    ] {
-        verify(name, &[]).code(2).stdout_is("").stderr_is(&failed(
-            name,
-            key,
-            &format!("line {line}: {key} must be a finite number >= 0, found \"{found}\""),
-        ));
-    }
-    verify("rpo_negative.env", &[])
-        .code(2)
-        .stdout_is("")
-        .stderr_is(&failed(
-            "rpo_negative.env",
-            "rpo_events",
-            "line 8: rpo_events must be an integer >= 0, found \"-1\"",
-        ));
-}
-
-#[test]
-fn recovery_before_failure_is_malformed() {
-    verify("recovery_before_failure.env", &[])
-        .code(2)
-        .stdout_is("")
-        .stderr_is(&failed(
-            "recovery_before_failure.env",
-            "timestamps_ordered",
-            "recovery_complete_utc must be >= failure_start_utc",
-        ));
-}
-
-#[test]
-fn provenance_finished_before_started_is_malformed() {
-    verify("provenance_reversed.env", &[])
-        .code(2)
-        .stdout_is("")
-        .stderr_is(&failed(
-            "provenance_reversed.env",
-            "provenance_times_ordered",
-            "provenance_finished_utc is before provenance_started_utc",
-        ));
-}
-
-#[test]
-fn rto_contradicting_the_timestamps_is_malformed() {
-    verify("rto_disagrees.env", &[])
-        .code(2)
-        .stdout_is("")
-        .stderr_is(&failed(
-            "rto_disagrees.env",
-            "duration_matches_timestamps",
-            "rto_seconds=0.5 vs recovery_complete_utc-failure_start_utc=0.016918s (tolerance 0.100001s)",
-        ));
-}
-
-#[test]
-fn duplicate_key_and_non_key_value_lines_name_file_and_line() {
-    verify("duplicate_key.env", &[])
-        .code(2)
-        .stdout_is("")
-        .stderr_is(&format!(
-            "wal-verify: error: {}:5: wal_path: expected each key once, found a duplicate of line 4\n",
-            fx("duplicate_key.env")
-        ));
-    verify("not_key_value.env", &[])
-        .code(2)
-        .stdout_is("")
-        .stderr_is(&format!(
-            "wal-verify: error: {}:10: line: expected KEY=value, found \"this line has no equals sign\"\n",
-            fx("not_key_value.env")
-        ));
-}
-
-#[test]
-fn missing_or_empty_required_key_is_malformed() {
-    verify("missing_key.env", &[])
-        .code(2)
-        .stdout_is("")
-        .stderr_is(&failed(
-            "missing_key.env",
-            "required_keys",
-            "missing required key: notes",
-        ));
-    verify("empty_key.env", &[])
-        .code(2)
-        .stdout_is("")
-        .stderr_is(&failed(
-            "empty_key.env",
-            "required_keys",
-            "line 9: required key operator is empty",
-        ));
-}
-
-#[test]
-fn dry_run_evidence_is_rejected_unless_allowed() {
-    verify("dry_run.env", &[])
-        .code(1)
-        .stdout_is("")
-        .stderr_is(&failed(
-            "dry_run.env",
-            "dry_run",
-            "provenance_dry_run=1: evidence from a dry run proves nothing (use --allow-dry-run to accept it)",
-        ));
-    verify("dry_run.env", &["--allow-dry-run"])
-        .code(0)
-        .stderr_is("")
-        .stdout_is(&format!("verification passed: {}\n", fx("dry_run.env")));
-}
-
-#[test]
-fn threshold_flags() {
-    verify("pass.env", &["--max-rto-seconds", "0.001"])
-        .code(1)
-        .stdout_is("")
-        .stderr_is(&failed(
-            "pass.env",
-            "rto_threshold",
-            "rto_seconds threshold exceeded: actual=0.016917 max=0.001",
-        ));
-    verify("rpo_three.env", &[])
-        .code(1)
-        .stdout_is("")
-        .stderr_is(&failed(
-            "rpo_three.env",
-            "rpo_threshold",
-            "rpo_events threshold exceeded: actual=3 max=0",
-        ));
-    verify("rpo_three.env", &["--max-rpo-events", "3"])
-        .code(0)
-        .stderr_is("")
-        .stdout_is(&format!("verification passed: {}\n", fx("rpo_three.env")));
-    // A bad record outranks a breach.
-    verify("rto_nan.env", &["--max-rpo-events", "0"]).code(2);
-}
-
-#[test]
-fn stdin_and_json_format() {
-    let text = std::fs::read_to_string(fx("pass.env")).unwrap();
-    run(BIN, &["--evidence-file", "-"], Some(&text), None)
-        .code(0)
-        .stderr_is("")
-        .stdout_is("verification passed: -\n");
+fn json_format_names_each_check() {
+    let f = real("wal_fail.env");
     let r = run(
         BIN,
-        &["--evidence-file", "-", "--format", "json"],
-        Some(&text.replace("result=pass", "result=fail")),
+        &["--evidence-file", &f, "--format", "json"],
+        None,
         None,
     );
     r.code(1).stderr_is("");
@@ -231,35 +38,92 @@ fn stdin_and_json_format() {
     assert_eq!(last["kind"], "verify.verdict");
     assert_eq!(last["passed"], false);
     assert_eq!(last["exit"], 1);
-    assert_eq!(last["failed"], 1);
-    assert_eq!(last["evidence"], "-");
-    let result = records.iter().find(|r| r["check"] == "result").unwrap();
-    assert_eq!(result["outcome"], "breach");
     assert!(
         records[..records.len() - 1]
             .iter()
             .all(|r| r["kind"] == "verify.check" && r["tool"] == "wal-verify")
     );
+    let c = records.iter().find(|r| r["check"] == "result").unwrap();
+    assert_eq!(c["outcome"], "breach");
+    // Every check of a passing real run is a pass.
+    let f = real("wal3.env");
+    let r = run(
+        BIN,
+        &["--evidence-file", &f, "--format", "json"],
+        None,
+        None,
+    );
+    r.code(0).stderr_is("");
+    assert!(r.stdout.lines().count() > 10, "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("\"outcome\":\"breach\"")
+            && !r.stdout.contains("\"outcome\":\"malformed\"")
+    );
+}
+
+/// `wal-verify ... | head -0`: the verdict survives a closed stdout (item 4).
+#[test]
+fn verdict_survives_a_closed_stdout() {
+    let pass = real("wal3.env");
+    let breach = real("wal_fail.env");
+    let legacy = real("legacy.env");
+    for (args, code) in [
+        (vec!["--evidence-file", pass.as_str()], 0),
+        (
+            vec!["--evidence-file", pass.as_str(), "--format", "json"],
+            0,
+        ),
+        (
+            vec!["--evidence-file", breach.as_str(), "--format", "json"],
+            1,
+        ),
+        (
+            vec!["--evidence-file", legacy.as_str(), "--format", "json"],
+            2,
+        ),
+    ] {
+        let (status, stderr) = run_with_closed_stdout(BIN, &args);
+        assert_eq!(status, Some(code), "{args:?}: {stderr}");
+    }
 }
 
 #[test]
-fn unreadable_file_and_usage_errors_exit_2() {
-    run(BIN, &["--evidence-file", "/nonexistent/w.env"], None, None)
-        .code(2)
-        .stdout_is("")
-        .stderr_has("wal-verify: error: cannot read /nonexistent/w.env: ");
+fn usage_and_unreadable_file_exit_2() {
     run(BIN, &[], None, None)
         .code(2)
         .stdout_is("")
         .stderr_has("--evidence-file <PATH>");
-    verify("pass.env", &["--max-rto-seconds", "nan"])
+    run(BIN, &["--evidence-file", "/nonexistent/x.env"], None, None)
         .code(2)
         .stdout_is("")
-        .stderr_is(
-            "wal-verify: error: --max-rto-seconds must be a finite number >= 0, found NaN\n",
-        );
-    verify("pass.env", &["--max-rpo-events", "-1"])
-        .code(2)
-        .stdout_is("")
-        .stderr_has("unexpected argument '-1'");
+        .stderr_has("wal-verify: error: cannot read /nonexistent/x.env");
+    let f = real("wal1.env");
+    run(
+        BIN,
+        &["--evidence-file", &f, "--max-rto-seconds", "nan"],
+        None,
+        None,
+    )
+    .code(2)
+    .stdout_is("")
+    .stderr_is("wal-verify: error: --max-rto-seconds must be a finite number >= 0, found NaN\n");
+    run(
+        BIN,
+        &["--evidence-file", &f, "--max-rpo-events", "-1"],
+        None,
+        None,
+    )
+    .code(2)
+    .stdout_is("")
+    .stderr_has("unexpected argument '-1'");
+}
+
+#[test]
+fn help_lists_checks_and_exit_codes() {
+    run(BIN, &["--help"], None, None)
+        .code(0)
+        .stdout_has("CHECKS")
+        .stdout_has("--allow-legacy")
+        .stdout_has("verify_wal_recovery_evidence")
+        .stdout_has("EXIT STATUS");
 }

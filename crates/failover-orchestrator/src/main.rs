@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    evidence_core::cli::main("failover-orchestrator", failover_orchestrator::run)
+}

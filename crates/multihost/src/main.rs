@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    evidence_core::cli::main("multihost", multihost::run)
+}
