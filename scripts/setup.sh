@@ -9,6 +9,8 @@ need=()
 declare -A pkgs=(
   [ip]=iproute2
   [iptables]=iptables
+  # fault-inject --backend nft: a fault that expires in the kernel
+  [nft]=nftables
   # SOP 7 prod-like stack (native backend): servers run as local processes, never as services
   [redis-server]=redis-server
   [redis-sentinel]=redis-sentinel

@@ -2,7 +2,7 @@
 //! with `to_line`, parses to the same event.
 #![no_main]
 
-use evidence_core::compat::FaultEvent;
+use reconnect_core::fault_event::FaultEvent;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,7 +1,7 @@
 //! Probe log `[health]` line: never panics on any bytes.
 #![no_main]
 
-use evidence_core::compat::parse_health_line;
+use reconnect_core::probe_log::parse_health_line;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

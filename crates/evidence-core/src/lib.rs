@@ -5,7 +5,6 @@
 //! - [`io`]: `-` for stdin/stdout, atomic durable writes;
 //! - [`dotenv`]: strict `.env` reader, ordered writer;
 //! - [`jsonl`]: streaming JSONL with `file:line` errors;
-//! - [`compat`]: the original's fault-event JSONL and `[health]` probe line, read and written exactly;
 //! - [`time`]: epoch ns, RFC 3339 UTC, monotonic stopwatches;
 //! - [`provenance`]: tool, version, host, operator, times, dry-run, config SHA-256;
 //! - [`cli`]: the shared `main`, stderr messages prefixed with the tool name;
@@ -23,7 +22,6 @@
 #![warn(missing_docs)]
 
 pub mod cli;
-pub mod compat;
 pub mod dotenv;
 pub mod drill;
 pub mod duration;
