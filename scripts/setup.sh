@@ -9,11 +9,18 @@ need=()
 declare -A pkgs=(
   [ip]=iproute2
   [iptables]=iptables
+  # ctp-api: ctp2rs's build script runs bindgen (clang, libclang below); its tests build LocalCTP
+  # and an md stub with g++/gcc.
+  [clang]=clang
+  [g++]=g++
+  [gcc]=gcc
 )
 if [ "${1:-}" = bench ]; then pkgs[hyperfine]=hyperfine; fi
 for cmd in "${!pkgs[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || need+=("${pkgs[$cmd]}")
 done
+# libclang (ctp2rs's bindgen loads it at build time): a library, not a command.
+compgen -G '/usr/lib/llvm-*/lib/libclang.so' >/dev/null || need+=(libclang-dev)
 
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then

@@ -7,6 +7,9 @@
 //!   v6.7.11 headers as `thosttraderapi_se.so`, plus tests/fixtures/md_stub.cpp as
 //!   `thostmduserapi_se.so` (LocalCTP has no market-data API).
 //!
+//! Also used by ctp-probe's and ctp-preflight's tests (`#[path]`): paths are relative to
+//! crates/ctp-api whichever crate includes it.
+//!
 //! A missing tool or an offline registry makes `fixtures()` return `Err`: the tests then print a
 //! SKIP line, except under CI=true, where they fail.
 #![allow(dead_code)]
@@ -64,7 +67,7 @@ fn package_dirs(names: &[&str]) -> Result<Vec<PathBuf>, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/vendor-crates/Cargo.toml"
+        "/../ctp-api/tests/vendor-crates/Cargo.toml"
     );
     run(
         Command::new(&cargo).args(["fetch", "--locked", "--manifest-path", manifest]),
@@ -232,7 +235,7 @@ fn build_localctp(ctprs: &Path, ctp2rs: &Path, root: &Path, out: &Path) -> Resul
             .arg(format!("-I{}", headers.display()))
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/md_stub.cpp"
+                "/../ctp-api/tests/fixtures/md_stub.cpp"
             )),
         "building the md stub",
     )?;
