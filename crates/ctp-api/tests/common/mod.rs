@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+/// The non-library files of an API folder (from ctp2rs's copy of SFIT's v6.7.11 package).
+const API_FILES: [&str; 3] = ["ThostFtdcTraderApi.h", "ThostFtdcMdApi.h", "error.xml"];
+
 pub struct Fixtures {
     /// API folder with the real vendor libraries (v6.7.7).
     pub vendor: PathBuf,
@@ -118,7 +121,9 @@ fn build() -> Result<Fixtures, String> {
     let localctp = root.join("localctp");
     let done =
         |d: &Path| d.join(ctp_api::TRADER_LIB).is_file() && d.join(ctp_api::MARKET_LIB).is_file();
-    if done(&vendor) && done(&localctp) {
+    // LocalCTP's folder is a complete API folder (as ctp-preflight's ctp_lib_files wants it).
+    let localctp_done = |d: &Path| done(d) && API_FILES.iter().all(|f| d.join(f).is_file());
+    if done(&vendor) && localctp_done(&localctp) {
         return Ok(Fixtures { vendor, localctp });
     }
     let dirs = package_dirs(&["rtpx", "ctp-rs", "ctp2rs"])?;
@@ -134,7 +139,7 @@ fn build() -> Result<Fixtures, String> {
         let _ = fs::remove_dir_all(&vendor);
         fs::rename(&tmp, &vendor).map_err(|e| e.to_string())?;
     }
-    if !done(&localctp) {
+    if !localctp_done(&localctp) {
         build_localctp(ctprs, ctp2rs, &root, &localctp)?;
     }
     Ok(Fixtures { vendor, localctp })
@@ -239,6 +244,9 @@ fn build_localctp(ctprs: &Path, ctp2rs: &Path, root: &Path, out: &Path) -> Resul
             )),
         "building the md stub",
     )?;
+    for f in API_FILES {
+        fs::copy(headers.join(f), tmp.join(f)).map_err(|e| format!("copy {f}: {e}"))?;
+    }
     let _ = fs::remove_dir_all(&obj);
     let _ = fs::remove_dir_all(out);
     fs::rename(&tmp, out).map_err(|e| e.to_string())
