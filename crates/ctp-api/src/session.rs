@@ -103,18 +103,37 @@ impl Spi {
     }
 }
 
+/// The callbacks both APIs have, with the same signatures (the two traits are distinct).
+macro_rules! shared_callbacks {
+    () => {
+        fn on_front_connected(&mut self) {
+            self.send(Event::Connected);
+        }
+        fn on_front_disconnected(&mut self, n_reason: i32) {
+            self.send(Event::Disconnected { code: n_reason });
+        }
+        fn on_heart_beat_warning(&mut self, n_time_lapse: i32) {
+            self.send(Event::HeartBeatWarning {
+                seconds: n_time_lapse,
+            });
+        }
+        fn on_rsp_user_login(
+            &mut self,
+            rsp: Option<&CThostFtdcRspUserLoginField>,
+            info: Option<&CThostFtdcRspInfoField>,
+            _id: i32,
+            _last: bool,
+        ) {
+            self.login(rsp, info);
+        }
+        fn on_rsp_error(&mut self, info: Option<&CThostFtdcRspInfoField>, _id: i32, _last: bool) {
+            self.error(info);
+        }
+    };
+}
+
 impl TraderSpi for Spi {
-    fn on_front_connected(&mut self) {
-        self.send(Event::Connected);
-    }
-    fn on_front_disconnected(&mut self, n_reason: i32) {
-        self.send(Event::Disconnected { code: n_reason });
-    }
-    fn on_heart_beat_warning(&mut self, n_time_lapse: i32) {
-        self.send(Event::HeartBeatWarning {
-            seconds: n_time_lapse,
-        });
-    }
+    shared_callbacks!();
     fn on_rsp_authenticate(
         &mut self,
         _rsp: Option<&CThostFtdcRspAuthenticateField>,
@@ -130,15 +149,6 @@ impl TraderSpi for Spi {
             }),
             None => self.send(Event::Authenticated),
         }
-    }
-    fn on_rsp_user_login(
-        &mut self,
-        rsp: Option<&CThostFtdcRspUserLoginField>,
-        info: Option<&CThostFtdcRspInfoField>,
-        _id: i32,
-        _last: bool,
-    ) {
-        self.login(rsp, info);
     }
     fn on_rsp_qry_trading_account(
         &mut self,
@@ -166,35 +176,10 @@ impl TraderSpi for Spi {
             });
         }
     }
-    fn on_rsp_error(&mut self, info: Option<&CThostFtdcRspInfoField>, _id: i32, _last: bool) {
-        self.error(info);
-    }
 }
 
 impl MdSpi for Spi {
-    fn on_front_connected(&mut self) {
-        self.send(Event::Connected);
-    }
-    fn on_front_disconnected(&mut self, n_reason: i32) {
-        self.send(Event::Disconnected { code: n_reason });
-    }
-    fn on_heart_beat_warning(&mut self, n_time_lapse: i32) {
-        self.send(Event::HeartBeatWarning {
-            seconds: n_time_lapse,
-        });
-    }
-    fn on_rsp_user_login(
-        &mut self,
-        rsp: Option<&CThostFtdcRspUserLoginField>,
-        info: Option<&CThostFtdcRspInfoField>,
-        _id: i32,
-        _last: bool,
-    ) {
-        self.login(rsp, info);
-    }
-    fn on_rsp_error(&mut self, info: Option<&CThostFtdcRspInfoField>, _id: i32, _last: bool) {
-        self.error(info);
-    }
+    shared_callbacks!();
 }
 
 enum Api {
