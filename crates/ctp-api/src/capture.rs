@@ -15,7 +15,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Redirect fd 1 to `log` (created 0600, appended) and return the original stdout.
@@ -29,6 +29,9 @@ pub fn capture_stdout(log: &Path) -> Result<File, String> {
         .mode(0o600)
         .open(log)
         .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
+    // An existing log keeps its mode otherwise; the libraries may print account details.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("cannot chmod {}: {e}", log.display()))?;
     let _ = io::stdout().flush();
     let original =
         nix::unistd::dup(io::stdout()).map_err(|e| format!("cannot duplicate stdout: {e}"))?;
