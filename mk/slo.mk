@@ -1,8 +1,10 @@
 # SOP 3: reconnect SLO report, on the evidence of the latest reconnect drill (runtime/).
-# In DRILLS after reconnect-drill (mk/reconnect.mk), which produces its inputs.
+# Run by hand after reconnect-drill (mk/reconnect.mk), which produces its inputs; not in DRILLS:
+# the drill's own report carries what only the drill measured.
 SLO_EVENTS ?= $(RUNTIME)/fault_events.jsonl
 SLO_PROBE_LOG ?= $(RUNTIME)/reconnect_probe.log
 SLO_TARGET_P99_SEC ?= 10
+SLO_SETTLE_MS ?= $(or $(RECONNECT_SETTLE_MS),1000)
 
 .PHONY: slo-report
 slo-report: build
@@ -21,4 +23,4 @@ slo-report: build
 	  --alert-markdown-file $(RESULTS)/ops_alert_report.md \
 	  --samples-csv $(RESULTS)/reconnect_samples.csv \
 	  --timeline-svg $(RESULTS)/reconnect_timeline.svg \
-	  --target-p99-sec $(SLO_TARGET_P99_SEC) --operator "$(OPERATOR)" --host "$$(hostname)"
+	  --target-p99-sec $(SLO_TARGET_P99_SEC) --settle-ms $(SLO_SETTLE_MS) --operator "$(OPERATOR)" --host "$$(hostname)"

@@ -9,6 +9,7 @@ need=()
 declare -A pkgs=(
   [ip]=iproute2
   [iptables]=iptables
+  [nft]=nftables
   # ctp-api: ctp2rs's build script runs bindgen (clang, libclang below); its tests build LocalCTP
   # and an md stub with g++/gcc.
   [clang]=clang

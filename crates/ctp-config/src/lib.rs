@@ -383,16 +383,19 @@ impl CtpConfig {
                 ));
             }
         };
-        let section = match top.get("ctp") {
-            Some(Value::Mapping(m)) => m.clone(),
+        let mut top = top;
+        let in_section = top.contains_key("ctp");
+        let index = KeyLines::of(text, in_section.then_some("ctp"));
+        let section = match top.swap_remove("ctp") {
+            Some(Value::Mapping(m)) => m,
             Some(Value::Null) => yaml_serde::Mapping::new(),
             Some(other) => {
                 return Err(EvidenceError::parse(
                     &label,
-                    key_line(text, "ctp"),
+                    index.section_line,
                     "ctp",
                     "a mapping of key: value",
-                    kind_name(other),
+                    kind_name(&other),
                 ));
             }
             None => top,
@@ -408,53 +411,10 @@ impl CtpConfig {
                     kind_name(k),
                 ));
             };
-            let line = Some(key_line(text, key)).filter(|l| *l > 0);
-            let value = match v {
-                Value::Null => String::new(),
-                // Keep a bool or a number as written (`True`, `1e3`, `0x1F`, `1.50`, `000001`):
-                // a password or an id is text, integer fields reject what the original rejected,
-                // and messages quote the file.
-                Value::Bool(b) => line
-                    .and_then(|l| plain_scalar_text(text, l))
-                    .unwrap_or_else(|| b.to_string()),
-                Value::Number(n) => line
-                    .and_then(|l| plain_scalar_text(text, l))
-                    .unwrap_or_else(|| n.to_string()),
-                Value::String(s) => s.clone(),
-                Value::Sequence(items) => {
-                    // instruments: [a, b] is allowed as a list of scalars.
-                    let mut parts = Vec::new();
-                    for it in items {
-                        match it {
-                            Value::String(s) => parts.push(s.clone()),
-                            Value::Number(n) => parts.push(n.to_string()),
-                            other => {
-                                return Err(EvidenceError::parse(
-                                    &label,
-                                    line.unwrap_or(0),
-                                    key,
-                                    "a scalar or a list of scalars",
-                                    kind_name(other),
-                                ));
-                            }
-                        }
-                    }
-                    parts.join(",")
-                }
-                other => {
-                    // Out-of-ops keys (risk rule groups...) may be nested: keep them out of the
-                    // flat view rather than refusing the file.
-                    if is_out_of_ops(key) {
-                        continue;
-                    }
-                    return Err(EvidenceError::parse(
-                        &label,
-                        line.unwrap_or(0),
-                        key,
-                        "a scalar value",
-                        kind_name(other),
-                    ));
-                }
+            let at = index.keys.get(key).copied();
+            let line = at.map(|(l, _)| l);
+            let Some(value) = flat_value(&label, key, v, at)? else {
+                continue;
             };
             raw.insert(key.to_string(), (value, line));
         }
@@ -566,7 +526,49 @@ impl CtpConfig {
         self.warnings = warnings;
     }
 
-    #[allow(clippy::too_many_lines)]
+    /// A boolean key: absent or empty is `default`; a bad value is a problem (and `default`).
+    fn boolean(
+        &self,
+        key: &str,
+        default: Option<bool>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<bool> {
+        match self.get(key).filter(|s| !s.trim().is_empty()) {
+            None => default,
+            Some(s) => match parse_bool(s) {
+                Some(b) => Some(b),
+                None => {
+                    problems.push(self.problem(
+                        key,
+                        format!("expected true/false/1/0/yes/no, found {}", excerpt(s)),
+                    ));
+                    default
+                }
+            },
+        }
+    }
+
+    /// A positive whole-number key: absent or empty is `default`; a bad value is a problem.
+    fn int(&self, key: &str, default: i64, problems: &mut Vec<Problem>) -> i64 {
+        match self.get(key).map(str::trim).filter(|s| !s.is_empty()) {
+            None => default,
+            Some(s) => match parse_int(s) {
+                Some(n) if n > 0 => n,
+                Some(n) => {
+                    problems.push(self.problem(key, format!("must be > 0, found {n}")));
+                    n
+                }
+                None => {
+                    problems.push(self.problem(
+                        key,
+                        format!("expected a whole number, found {}", excerpt(s)),
+                    ));
+                    default
+                }
+            },
+        }
+    }
+
     fn typed(&mut self) -> Values {
         let mut problems = Vec::new();
         let mut v = Values {
@@ -582,26 +584,13 @@ impl CtpConfig {
                 ));
             }
         }
-        let boolean = |key: &str, default: Option<bool>, problems: &mut Vec<Problem>| match self
-            .get(key)
-            .filter(|s| !s.trim().is_empty())
-        {
-            None => default,
-            Some(s) => match parse_bool(s) {
-                Some(b) => Some(b),
-                None => {
-                    problems.push(self.problem(
-                        key,
-                        format!("expected true/false/1/0/yes/no, found {}", excerpt(s)),
-                    ));
-                    default
-                }
-            },
-        };
-        v.is_production_mode = boolean("is_production_mode", None, &mut problems);
-        v.enable_real_api = boolean("enable_real_api", Some(false), &mut problems).unwrap_or(false);
-        v.enable_terminal_auth =
-            boolean("enable_terminal_auth", Some(true), &mut problems).unwrap_or(true);
+        v.is_production_mode = self.boolean("is_production_mode", None, &mut problems);
+        v.enable_real_api = self
+            .boolean("enable_real_api", Some(false), &mut problems)
+            .unwrap_or(false);
+        v.enable_terminal_auth = self
+            .boolean("enable_terminal_auth", Some(true), &mut problems)
+            .unwrap_or(true);
         for (key, slot) in [
             ("market_front", &mut v.market_front),
             ("trader_front", &mut v.trader_front),
@@ -633,32 +622,12 @@ impl CtpConfig {
             .map(Secret::new);
         v.password_env = text("password_env").unwrap_or_else(|| DEFAULT_PASSWORD_ENV.to_string());
         v.flow_path = text("flow_path").map_or_else(|| PathBuf::from("./ctp_flow"), PathBuf::from);
-        let int = |key: &str, default: i64, problems: &mut Vec<Problem>| match self
-            .get(key)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            None => default,
-            Some(s) => match parse_int(s) {
-                Some(n) if n > 0 => n,
-                Some(n) => {
-                    problems.push(self.problem(key, format!("must be > 0, found {n}")));
-                    n
-                }
-                None => {
-                    problems.push(self.problem(
-                        key,
-                        format!("expected a whole number, found {}", excerpt(s)),
-                    ));
-                    default
-                }
-            },
-        };
-        v.connect_timeout_ms = int("connect_timeout_ms", 10_000, &mut problems);
-        v.reconnect_max_attempts = int("reconnect_max_attempts", 8, &mut problems);
-        v.reconnect_initial_backoff_ms = int("reconnect_initial_backoff_ms", 500, &mut problems);
-        v.reconnect_max_backoff_ms = int("reconnect_max_backoff_ms", 8000, &mut problems);
-        v.query_rate_limit_qps = int("query_rate_limit_qps", 10, &mut problems);
+        v.connect_timeout_ms = self.int("connect_timeout_ms", 10_000, &mut problems);
+        v.reconnect_max_attempts = self.int("reconnect_max_attempts", 8, &mut problems);
+        v.reconnect_initial_backoff_ms =
+            self.int("reconnect_initial_backoff_ms", 500, &mut problems);
+        v.reconnect_max_backoff_ms = self.int("reconnect_max_backoff_ms", 8000, &mut problems);
+        v.query_rate_limit_qps = self.int("query_rate_limit_qps", 10, &mut problems);
         if v.reconnect_initial_backoff_ms > v.reconnect_max_backoff_ms {
             problems.push(self.problem(
                 "reconnect_initial_backoff_ms",
@@ -756,33 +725,186 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// The 1-based line where `key:` first appears as a mapping key (0 when not found).
-fn key_line(text: &str, key: &str) -> usize {
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim_start();
-        let t = t
-            .strip_prefix('"')
-            .and_then(|r| r.strip_prefix(key).and_then(|r| r.strip_prefix('"')))
-            .or_else(|| t.strip_prefix(key));
-        if let Some(rest) = t
-            && rest.trim_start().starts_with(':')
-        {
-            return i + 1;
+/// The flat text of one value of the section (`None`: a nested out-of-ops value, left out). A
+/// bool or a number keeps its text as written (`True`, `1e3`, `0x1F`, `1.50`, `000001`): a
+/// password or an id is text, integer fields reject what the original rejected, and messages
+/// quote the file. The text is taken from this key's own line `at` in the section, and only when
+/// it reads back as the same value.
+fn flat_value(
+    label: &str,
+    key: &str,
+    v: &Value,
+    at: Option<(usize, &str)>,
+) -> Result<Option<String>> {
+    let line = at.map_or(0, |(l, _)| l);
+    let as_written = || {
+        at.and_then(|(_, l)| plain_scalar_text(l))
+            .filter(|t| same_scalar(t, v))
+    };
+    Ok(Some(match v {
+        Value::Null => String::new(),
+        Value::Bool(b) => as_written().unwrap_or_else(|| b.to_string()),
+        Value::Number(n) => as_written().unwrap_or_else(|| n.to_string()),
+        Value::String(s) => s.clone(),
+        Value::Sequence(items) => {
+            // instruments: [a, b] is allowed as a list of scalars.
+            let mut parts = Vec::new();
+            for it in items {
+                match it {
+                    Value::String(s) => parts.push(s.clone()),
+                    Value::Number(n) => parts.push(n.to_string()),
+                    other => {
+                        return Err(EvidenceError::parse(
+                            label,
+                            line,
+                            key,
+                            "a scalar or a list of scalars",
+                            kind_name(other),
+                        ));
+                    }
+                }
+            }
+            parts.join(",")
         }
-    }
-    0
+        // Out-of-ops keys (risk rule groups...) may be nested: kept out of the flat view rather
+        // than refusing the file.
+        _ if is_out_of_ops(key) => return Ok(None),
+        other => {
+            return Err(EvidenceError::parse(
+                label,
+                line,
+                key,
+                "a scalar value",
+                kind_name(other),
+            ));
+        }
+    }))
 }
 
-/// The plain (unquoted) scalar text after `key:` on 1-based `line`, without a trailing comment.
-fn plain_scalar_text(text: &str, line: usize) -> Option<String> {
-    let l = text.lines().nth(line.checked_sub(1)?)?;
-    let (_, v) = l.split_once(':')?;
+/// Where the keys of the section the values come from are written: one pass over the text (by
+/// indentation, the block of the top-level `section:` key, or the top level of a flat file),
+/// so that a key of another section (`legacy: {enable_real_api: false}`) never lends its line or
+/// its text, and a large file costs linear time.
+struct KeyLines<'t> {
+    /// Line of the `section:` key (0 when not found or flat).
+    section_line: usize,
+    /// First line (1-based) and its text of each key of the section.
+    keys: std::collections::HashMap<&'t str, (usize, &'t str)>,
+}
+
+impl<'t> KeyLines<'t> {
+    fn of(text: &'t str, section: Option<&str>) -> KeyLines<'t> {
+        let mut out = KeyLines {
+            section_line: 0,
+            keys: std::collections::HashMap::new(),
+        };
+        // Inside the block we index; its keys' indentation, once seen.
+        let mut inside = section.is_none();
+        let mut child_indent: Option<usize> = if section.is_none() { Some(0) } else { None };
+        for (i, line) in text.lines().enumerate() {
+            let body = line.trim_start_matches(' ');
+            if body.is_empty() || body.starts_with('#') || line.starts_with("---") {
+                continue;
+            }
+            let indent = line.len() - body.len();
+            if let Some(sec) = section
+                && indent == 0
+            {
+                inside = !inside && mapping_key(body) == Some(sec);
+                if inside {
+                    out.section_line = i + 1;
+                    child_indent = None;
+                }
+                continue;
+            }
+            if !inside {
+                continue;
+            }
+            let want = *child_indent.get_or_insert(indent);
+            if indent == want
+                && let Some(k) = mapping_key(body)
+            {
+                out.keys.entry(k).or_insert((i + 1, line));
+            }
+        }
+        out
+    }
+}
+
+/// The key of a `key: value` line (plain, or quoted with `"` or `'`), without its quotes.
+fn mapping_key(body: &str) -> Option<&str> {
+    let (key, rest) = match body.as_bytes().first()? {
+        q @ (b'"' | b'\'') => {
+            let end = body[1..].find(*q as char)? + 1;
+            (&body[1..end], &body[end + 1..])
+        }
+        _ => {
+            let colon = body
+                .char_indices()
+                .find(|&(i, c)| {
+                    c == ':' && body[i + 1..].chars().next().is_none_or(char::is_whitespace)
+                })?
+                .0;
+            (body[..colon].trim_end(), &body[colon..])
+        }
+    };
+    rest.trim_start().starts_with(':').then_some(key)
+}
+
+/// The plain (unquoted) scalar text after `key:` on a line, without a trailing comment.
+fn plain_scalar_text(line: &str) -> Option<String> {
+    let (_, v) = line.split_once(':')?;
     let v = match v.find(" #") {
         Some(i) => &v[..i],
         None => v,
     };
     let v = v.trim();
     (!v.is_empty() && !v.starts_with(['"', '\'', '[', '{'])).then(|| v.to_string())
+}
+
+/// True when `text` (a plain scalar as written) reads as `value` under YAML 1.2's core schema,
+/// the schema yaml_serde applies: `True` for `true`, `000001` or `0x1`  for `1`, `1e3` for
+/// `1000.0`. Cheap: no second YAML parse per value.
+fn same_scalar(text: &str, value: &Value) -> bool {
+    match value {
+        Value::Bool(b) => match text {
+            "true" | "True" | "TRUE" => *b,
+            "false" | "False" | "FALSE" => !*b,
+            _ => false,
+        },
+        Value::Number(n) => {
+            let (neg, digits) = match text.strip_prefix('-') {
+                Some(d) => (true, d),
+                None => (false, text.strip_prefix('+').unwrap_or(text)),
+            };
+            let int = if let Some(h) = digits.strip_prefix("0x") {
+                i128::from_str_radix(h, 16).ok()
+            } else if let Some(o) = digits.strip_prefix("0o") {
+                i128::from_str_radix(o, 8).ok()
+            } else {
+                digits.parse::<i128>().ok()
+            }
+            .map(|v| if neg { -v } else { v });
+            match int {
+                Some(v) => {
+                    n.as_i64().map(i128::from) == Some(v) || n.as_u64().map(i128::from) == Some(v)
+                }
+                None => {
+                    let f = match text.to_ascii_lowercase().as_str() {
+                        ".inf" | "+.inf" => f64::INFINITY,
+                        "-.inf" => f64::NEG_INFINITY,
+                        ".nan" => return n.as_f64().is_some_and(f64::is_nan),
+                        t => match t.parse::<f64>() {
+                            Ok(f) => f,
+                            Err(_) => return false,
+                        },
+                    };
+                    n.as_f64() == Some(f)
+                }
+            }
+        }
+        _ => false,
+    }
 }
 
 fn kind_name(v: &Value) -> String {
@@ -813,6 +935,52 @@ mod tests {
 
     fn cfg(text: &str) -> CtpConfig {
         CtpConfig::parse_str(text, Path::new("t.yaml")).unwrap()
+    }
+
+    /// Issue 8 item 13: a key under `ctp:` is read from `ctp:` only, its line too.
+    #[test]
+    fn another_section_never_lends_its_value_or_line() {
+        let c = cfg(
+            "legacy:\n  enable_real_api: false\n  user_id: 000001\n  connect_timeout_ms: 9\nctp:\n  # real section\n  enable_real_api: true\n  user_id: 42\n  connect_timeout_ms: 1e3\n",
+        );
+        assert!(c.values.enable_real_api);
+        assert_eq!(c.get("user_id"), Some("42"));
+        assert_eq!(c.get("connect_timeout_ms"), Some("1e3"));
+        assert_eq!(c.line_of("enable_real_api"), Some(7));
+        assert_eq!(c.line_of("connect_timeout_ms"), Some(9));
+        // Nested keys of the section are not the section's keys.
+        let c =
+            cfg("ctp:\n  risk_rule_groups:\n    enable_real_api: false\n  enable_real_api: true\n");
+        assert!(c.values.enable_real_api);
+        assert_eq!(c.line_of("enable_real_api"), Some(4));
+        // Flat files and quoted keys.
+        let c = cfg("# flat\n\"enable_real_api\": true\nuser_id: 7 # c\n");
+        assert!(c.values.enable_real_api);
+        assert_eq!(c.line_of("user_id"), Some(3));
+    }
+
+    /// Issue 8 item 13: linear time (today 60k keys took 35 s). The figure for a 10 MB file is
+    /// scripts/bench/ctp-config.sh's; here 2 MB (70k keys, minutes for a quadratic reader) in a
+    /// debug build on a loaded CI box gets a generous bound.
+    #[test]
+    fn a_large_config_loads_in_linear_time() {
+        let mut text = String::from("legacy:\n");
+        let mut n = 0;
+        while text.len() < 1 << 20 {
+            text.push_str(&format!("  legacy_key_{n}: value {n}\n"));
+            n += 1;
+        }
+        text.push_str("ctp:\n  enable_real_api: false\n");
+        while text.len() < 2 << 20 {
+            text.push_str(&format!("  risk_limit_{n}: {n}\n"));
+            n += 1;
+        }
+        let t = std::time::Instant::now();
+        let c = cfg(&text);
+        let took = t.elapsed();
+        assert!(!c.values.enable_real_api);
+        assert!(c.get(&format!("risk_limit_{}", n - 1)).is_some());
+        assert!(took < std::time::Duration::from_secs(30), "{took:?}");
     }
 
     #[test]

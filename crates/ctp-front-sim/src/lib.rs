@@ -7,7 +7,7 @@
 //! accept, auth, login, close and state change is logged with `ts_ns` as JSONL (`--event-log`):
 //! the ground truth drill measurements are checked against. Threads, no async runtime.
 
-pub mod proto;
+pub use reconnect_core::sim_proto as proto;
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -425,8 +425,183 @@ fn accept_loop(sh: &Arc<Shared>, k: FrontKind, mut listener: Option<TcpListener>
     }
 }
 
+/// One client session's state.
+struct Session {
+    id: u64,
+    k: FrontKind,
+    hello: bool,
+    authed: Option<bool>,
+    logged_in: bool,
+    user: String,
+    broker: String,
+    instruments: Vec<String>,
+    next_hb: Option<Instant>,
+    next_tick: Option<Instant>,
+    price: f64,
+    volume: u64,
+}
+
+fn send(out: &mut TcpStream, m: &Message) -> std::io::Result<()> {
+    out.write_all(proto::encode(m).as_bytes())
+}
+
+impl Session {
+    fn new(id: u64, k: FrontKind, instruments: Vec<String>) -> Session {
+        Session {
+            id,
+            k,
+            hello: false,
+            authed: None,
+            logged_in: false,
+            user: String::new(),
+            broker: String::new(),
+            instruments,
+            next_hb: None,
+            next_tick: None,
+            price: 5600.0,
+            volume: 0,
+        }
+    }
+
+    /// Heartbeats and (market front) ticks that are due. Fails when the heartbeat cannot be sent.
+    fn timers(&mut self, sh: &Shared, out: &mut TcpStream) -> std::io::Result<()> {
+        let now = Instant::now();
+        if let Some(t) = self.next_hb
+            && now >= t
+        {
+            send(out, &Message::Heartbeat { ts_ns: now_ns() })?;
+            self.next_hb = Some(t + Duration::from_millis(sh.heartbeat_ms));
+        }
+        if let Some(t) = self.next_tick
+            && now >= t
+        {
+            for ins in &self.instruments {
+                self.volume += 1;
+                self.price += if self.volume.is_multiple_of(3) {
+                    -1.0
+                } else {
+                    1.0
+                };
+                let m = Message::Tick {
+                    instrument: ins.clone(),
+                    last_price: self.price,
+                    volume: self.volume,
+                    ts_ns: now_ns(),
+                };
+                if send(out, &m).is_err() {
+                    break;
+                }
+            }
+            self.next_tick = Some(t + Duration::from_millis(sh.tick_interval_ms));
+        }
+        Ok(())
+    }
+
+    /// `hello`: remember who, start heartbeats; `hello_ack`.
+    fn hello(&mut self, sh: &Shared, broker_id: String, user_id: String) -> Message {
+        self.hello = true;
+        self.broker = broker_id;
+        self.user = user_id;
+        if sh.heartbeat_ms > 0 {
+            self.next_hb = Some(Instant::now() + Duration::from_millis(sh.heartbeat_ms));
+        }
+        Message::HelloAck {
+            front: self.k.name().into(),
+            conn_id: self.id,
+            heartbeat_ms: sh.heartbeat_ms,
+        }
+    }
+
+    /// `auth`: accepted unless the simulator is told to fail it (logged).
+    fn auth(&mut self, sh: &Shared, app_id: &str) -> Message {
+        let fail = sh.auth_fail.load(Ordering::SeqCst);
+        self.authed = Some(!fail);
+        sh.log.log(
+            "sim.auth",
+            json!({"front": self.k.name(), "conn_id": self.id, "app_id": app_id, "accepted": !fail}),
+        );
+        if fail {
+            Message::AuthFailed {
+                reason: "authentication failed (simulator told to fail auth)".into(),
+            }
+        } else {
+            Message::AuthOk
+        }
+    }
+
+    /// A login: refused (logged, answered) or accepted (`login_ok`, then logged at the moment the
+    /// reply left). Fails when the reply cannot be sent.
+    fn login(
+        &mut self,
+        sh: &Shared,
+        out: &mut TcpStream,
+        user_id: &str,
+        password: &str,
+    ) -> std::io::Result<()> {
+        let latency = sh.login_latency_ms.load(Ordering::SeqCst);
+        if latency > 0 {
+            thread::sleep(Duration::from_millis(latency));
+        }
+        let refusal = if self.authed == Some(false) {
+            Some("not authenticated (auth failed)".to_string())
+        } else if user_id != self.user {
+            Some(format!(
+                "user_id {user_id:?} differs from hello's {:?}",
+                self.user
+            ))
+        } else if password.is_empty() {
+            Some("empty password".to_string())
+        } else {
+            sh.login_refusal()
+        };
+        if let Some(reason) = refusal {
+            sh.log.log(
+                "sim.login",
+                json!({"front": self.k.name(), "conn_id": self.id, "broker_id": self.broker, "user_id": self.user, "accepted": false, "reason": reason}),
+            );
+            let _ = send(out, &Message::LoginRefused { reason });
+            return Ok(());
+        }
+        let ts = now_ns();
+        let ok = Message::LoginOk {
+            front: self.k.name().into(),
+            trading_day: local_date(ts),
+            session_id: self.id,
+            ts_ns: ts,
+        };
+        send(out, &ok)?;
+        // The moment the reply left: the ground truth for recovery measurements.
+        let sent = now_ns();
+        self.logged_in = true;
+        if let Some(c) = lock(&sh.conns).get_mut(&self.id) {
+            c.logged_in = true;
+        }
+        sh.log.log_at(
+            "sim.login",
+            sent,
+            &mut json!({"front": self.k.name(), "conn_id": self.id, "broker_id": self.broker, "user_id": self.user, "accepted": true, "reply_ts_ns": ts}),
+        );
+        if self.k == FrontKind::Market && sh.tick_interval_ms > 0 {
+            self.next_tick = Some(Instant::now() + Duration::from_millis(sh.tick_interval_ms));
+        }
+        Ok(())
+    }
+}
+
+/// The answer to a message the session's state does not allow.
+fn unexpected(m: &Message) -> Message {
+    Message::Error {
+        reason: format!(
+            "unexpected message {} in this state",
+            serde_json::to_value(m)
+                .ok()
+                .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_default()
+        ),
+    }
+}
+
 /// One client connection.
-#[allow(clippy::too_many_lines)]
 fn serve(sh: &Arc<Shared>, k: FrontKind, stream: TcpStream) {
     let id = sh.next_id.fetch_add(1, Ordering::SeqCst);
     let peer = stream
@@ -457,51 +632,17 @@ fn serve(sh: &Arc<Shared>, k: FrontKind, stream: TcpStream) {
     let mut reader = BufReader::new(read_half);
     let mut out = stream;
     let mut buf = Vec::new();
-    let mut hello = false;
-    let mut authed: Option<bool> = None;
-    let mut logged_in = false;
-    let mut user = String::new();
-    let mut broker = String::new();
-    let mut instruments = sh.instruments.clone();
-    let mut next_hb: Option<Instant> = None;
-    let mut next_tick: Option<Instant> = None;
-    let mut price = 5600.0_f64;
-    let mut volume = 0_u64;
-    let send = |out: &mut TcpStream, m: &Message| out.write_all(proto::encode(m).as_bytes());
+    let mut ss = Session::new(id, k, sh.instruments.clone());
     loop {
         if !lock(&sh.conns).contains_key(&id) {
             return; // closed by the server (front down, stop): already logged.
         }
-        let now = Instant::now();
-        if logged_in && !sh.in_window() {
+        if ss.logged_in && !sh.in_window() {
             sh.close_conn(id, "outside_session_window", true);
             return;
         }
-        if let Some(t) = next_hb
-            && now >= t
-        {
-            if send(&mut out, &Message::Heartbeat { ts_ns: now_ns() }).is_err() {
-                break;
-            }
-            next_hb = Some(t + Duration::from_millis(sh.heartbeat_ms));
-        }
-        if let Some(t) = next_tick
-            && now >= t
-        {
-            for ins in &instruments {
-                volume += 1;
-                price += if volume.is_multiple_of(3) { -1.0 } else { 1.0 };
-                let m = Message::Tick {
-                    instrument: ins.clone(),
-                    last_price: price,
-                    volume,
-                    ts_ns: now_ns(),
-                };
-                if send(&mut out, &m).is_err() {
-                    break;
-                }
-            }
-            next_tick = Some(t + Duration::from_millis(sh.tick_interval_ms));
+        if ss.timers(sh, &mut out).is_err() {
+            break;
         }
         match reader.read_until(b'\n', &mut buf) {
             Ok(0) => break,
@@ -526,84 +667,16 @@ fn serve(sh: &Arc<Shared>, k: FrontKind, stream: TcpStream) {
         let reply = match msg {
             Message::Hello {
                 broker_id, user_id, ..
-            } => {
-                hello = true;
-                broker = broker_id;
-                user = user_id;
-                if sh.heartbeat_ms > 0 {
-                    next_hb = Some(Instant::now() + Duration::from_millis(sh.heartbeat_ms));
-                }
-                Message::HelloAck {
-                    front: k.name().into(),
-                    conn_id: id,
-                    heartbeat_ms: sh.heartbeat_ms,
-                }
-            }
-            Message::Auth { app_id, .. } if hello => {
-                let fail = sh.auth_fail.load(Ordering::SeqCst);
-                authed = Some(!fail);
-                sh.log.log(
-                    "sim.auth",
-                    json!({"front": k.name(), "conn_id": id, "app_id": app_id, "accepted": !fail}),
-                );
-                if fail {
-                    Message::AuthFailed {
-                        reason: "authentication failed (simulator told to fail auth)".into(),
-                    }
-                } else {
-                    Message::AuthOk
-                }
-            }
-            Message::Login { user_id, password } if hello => {
-                let latency = sh.login_latency_ms.load(Ordering::SeqCst);
-                if latency > 0 {
-                    thread::sleep(Duration::from_millis(latency));
-                }
-                let refusal = if authed == Some(false) {
-                    Some("not authenticated (auth failed)".to_string())
-                } else if user_id != user {
-                    Some(format!("user_id {user_id:?} differs from hello's {user:?}"))
-                } else if password.is_empty() {
-                    Some("empty password".to_string())
-                } else {
-                    sh.login_refusal()
-                };
-                if let Some(reason) = refusal {
-                    sh.log.log(
-                        "sim.login",
-                        json!({"front": k.name(), "conn_id": id, "broker_id": broker, "user_id": user, "accepted": false, "reason": reason}),
-                    );
-                    let _ = send(&mut out, &Message::LoginRefused { reason });
-                    continue;
-                }
-                let ts = now_ns();
-                let ok = Message::LoginOk {
-                    front: k.name().into(),
-                    trading_day: local_date(ts),
-                    session_id: id,
-                    ts_ns: ts,
-                };
-                if send(&mut out, &ok).is_err() {
+            } => ss.hello(sh, broker_id, user_id),
+            Message::Auth { app_id, .. } if ss.hello => ss.auth(sh, &app_id),
+            Message::Login { user_id, password } if ss.hello => {
+                if ss.login(sh, &mut out, &user_id, &password).is_err() {
                     break;
-                }
-                // The moment the reply left: the ground truth for recovery measurements.
-                let sent = now_ns();
-                logged_in = true;
-                if let Some(c) = lock(&sh.conns).get_mut(&id) {
-                    c.logged_in = true;
-                }
-                sh.log.log_at(
-                    "sim.login",
-                    sent,
-                    &mut json!({"front": k.name(), "conn_id": id, "broker_id": broker, "user_id": user, "accepted": true, "reply_ts_ns": ts}),
-                );
-                if k == FrontKind::Market && sh.tick_interval_ms > 0 {
-                    next_tick = Some(Instant::now() + Duration::from_millis(sh.tick_interval_ms));
                 }
                 continue;
             }
-            Message::Subscribe { instruments: list } if logged_in => {
-                instruments = list;
+            Message::Subscribe { instruments: list } if ss.logged_in => {
+                ss.instruments = list;
                 continue;
             }
             Message::Ping { seq } => Message::Pong { seq },
@@ -611,15 +684,7 @@ fn serve(sh: &Arc<Shared>, k: FrontKind, stream: TcpStream) {
                 sh.close_conn(id, "logout", false);
                 return;
             }
-            other => Message::Error {
-                reason: format!(
-                    "unexpected message {} in this state",
-                    serde_json::to_value(&other)
-                        .ok()
-                        .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string))
-                        .unwrap_or_default()
-                ),
-            },
+            other => unexpected(&other),
         };
         if send(&mut out, &reply).is_err() {
             break;
@@ -939,22 +1004,23 @@ impl SimHandle {
     }
 }
 
+/// Open the event log for appending (its folder created).
+fn open_event_log(p: &Path) -> Result<File> {
+    if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d).map_err(|e| EvidenceError::io("cannot create", d, e))?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+        .map_err(|e| EvidenceError::io("cannot open", p, e))
+}
+
 /// Start a simulator in this process (listener, accept and control threads); no signal handling.
 pub fn start(o: &SimOptions) -> Result<SimHandle> {
     let log_file = match &o.event_log {
         None => None,
-        Some(p) => {
-            if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(d).map_err(|e| EvidenceError::io("cannot create", d, e))?;
-            }
-            Some(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                    .map_err(|e| EvidenceError::io("cannot open", p, e))?,
-            )
-        }
+        Some(p) => Some(open_event_log(p)?),
     };
     let tl = bind(&o.host, o.trader_port).map_err(|e| {
         EvidenceError::failed(format!(

@@ -767,8 +767,9 @@ fn machine_name(m: u16) -> String {
     }
 }
 
-/// Read the ELF header of `path` and check: ELF magic, shared object (`ET_DYN`), this
-/// machine's class and architecture.
+/// Read the ELF header of `path` and check: ELF magic, shared object (`ET_DYN` and not a
+/// position-independent executable, which is `ET_DYN` too), this machine's class and
+/// architecture.
 pub fn check_elf(path: &Path) -> std::result::Result<(), String> {
     let mut h = [0_u8; 20];
     let mut f = File::open(path).map_err(|e| format!("cannot read: {e}"))?;
@@ -806,7 +807,80 @@ pub fn check_elf(path: &Path) -> std::result::Result<(), String> {
             return Err("ELF byte order differs from this machine's".into());
         }
     }
+    if let Some(why) = pie_executable(&mut f, h[4] == 2, little) {
+        return Err(format!(
+            "a position-independent executable ({why}), not a shared library"
+        ));
+    }
     Ok(())
+}
+
+/// `Some(reason)` when the `ET_DYN` file behind `f` is a PIE executable: its dynamic section's
+/// `DT_FLAGS_1` has `DF_1_PIE`, or it asks for a program interpreter (`PT_INTERP`), as an
+/// executable does and a library does not. `None` for a library, or when the program headers
+/// cannot be read (the other checks judge such a file).
+fn pie_executable(f: &mut File, elf64: bool, little: bool) -> Option<&'static str> {
+    const PT_DYNAMIC: u32 = 2;
+    const PT_INTERP: u32 = 3;
+    const DT_NULL: u64 = 0;
+    const DT_FLAGS_1: u64 = 0x6fff_fffb;
+    const DF_1_PIE: u64 = 0x0800_0000;
+    let num = |b: &[u8]| -> u64 {
+        let mut v = 0_u64;
+        for (i, x) in b.iter().enumerate() {
+            let shift = 8 * if little { i } else { b.len() - 1 - i };
+            v |= u64::from(*x) << shift;
+        }
+        v
+    };
+    let word = if elf64 { 8 } else { 4 };
+    let header = read_at(f, 0, 64)?;
+    let (phoff, phentsize, phnum) = if elf64 {
+        (
+            num(&header[32..40]),
+            num(&header[54..56]),
+            num(&header[56..58]),
+        )
+    } else {
+        (
+            num(&header[28..32]),
+            num(&header[42..44]),
+            num(&header[44..46]),
+        )
+    };
+    let mut interp = false;
+    for i in 0..phnum.min(256) {
+        let ph = read_at(f, phoff + i * phentsize, usize::try_from(phentsize).ok()?)?;
+        let p_type = u32::try_from(num(&ph[0..4])).ok()?;
+        interp |= p_type == PT_INTERP;
+        if p_type == PT_DYNAMIC {
+            let (off, size) = if elf64 {
+                (num(&ph[8..16]), num(&ph[32..40]))
+            } else {
+                (num(&ph[4..8]), num(&ph[16..20]))
+            };
+            let dynamic = read_at(f, off, usize::try_from(size.min(1 << 20)).ok()?)?;
+            for entry in dynamic.chunks_exact(2 * word) {
+                let (tag, val) = (num(&entry[..word]), num(&entry[word..]));
+                if tag == DT_NULL {
+                    break;
+                }
+                if tag == DT_FLAGS_1 && val & DF_1_PIE != 0 {
+                    return Some("DF_1_PIE");
+                }
+            }
+        }
+    }
+    interp.then_some("it has a program interpreter")
+}
+
+/// `len` bytes of `f` at `offset`; `None` when the file is shorter.
+fn read_at(f: &mut File, offset: u64, len: usize) -> Option<Vec<u8>> {
+    use std::io::{Seek, SeekFrom};
+    f.seek(SeekFrom::Start(offset)).ok()?;
+    let mut buf = vec![0_u8; len];
+    f.read_exact(&mut buf).ok()?;
+    Some(buf)
 }
 
 fn lib_files(dir: &Path) -> (bool, String) {

@@ -556,6 +556,33 @@ fn ctp_lib_files_elf_checks() {
     let r = run(&args(&lib));
     r.code(1);
     assert!(line(&r, "ctp_lib_files").contains("not a shared object"));
+    // Issue 8 item 16: a PIE executable is ET_DYN too, but not a shared library (a real one:
+    // this machine's /bin/true, DF_1_PIE); a real shared library passes.
+    std::fs::copy("/bin/true", lib.join("thosttraderapi_se.so")).unwrap();
+    let r = run(&args(&lib));
+    r.code(1);
+    assert!(
+        line(&r, "ctp_lib_files").contains(
+            "thosttraderapi_se.so: a position-independent executable (DF_1_PIE), not a shared library"
+        ),
+        "{}",
+        r.stdout
+    );
+    let libm = [
+        "/lib/x86_64-linux-gnu/libm.so.6",
+        "/lib/aarch64-linux-gnu/libm.so.6",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).is_file())
+    .expect("libm.so.6 of this machine");
+    std::fs::copy(libm, lib.join("thosttraderapi_se.so")).unwrap();
+    let r = run(&args(&lib));
+    r.code(0);
+    assert!(
+        line(&r, "ctp_lib_files").starts_with("[PASS]"),
+        "{}",
+        r.stdout
+    );
     std::fs::write(lib.join("thosttraderapi_se.so"), "placeholder\n").unwrap();
     let r = run(&args(&lib));
     r.code(1);

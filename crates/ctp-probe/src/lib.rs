@@ -24,11 +24,11 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use ctp_config::{CtpConfig, PasswordSource};
-use ctp_front_sim::proto::{self, Client, Credentials, Message};
 use evidence_core::cli::{self, EXIT_STATUS_HELP};
-use evidence_core::compat::{HealthSample, HealthState, write_health_line};
 use evidence_core::time::now_ns;
 use evidence_core::{EvidenceError, Exit, Result, signals};
+use reconnect_core::probe_log::{HealthSample, HealthState, write_health_line};
+use reconnect_core::sim_proto::{self as proto, Client, Credentials, Message};
 use serde_json::{Value, json};
 
 const AFTER_HELP: &str = "\
@@ -70,14 +70,29 @@ pub enum Mode {
     Tcp,
 }
 
+impl Cli {
+    /// The config: `--config`, the positional one, else `configs/sim/ctp.yaml`.
+    #[must_use]
+    pub fn config(&self) -> PathBuf {
+        self.config_flag
+            .clone()
+            .or_else(|| self.config_positional.clone())
+            .unwrap_or_else(|| PathBuf::from("configs/sim/ctp.yaml"))
+    }
+}
+
 /// Watch the CTP trader and market fronts: `[health]` lines on every state change and every
 /// interval, JSONL events with the reason of each disconnect and reconnect attempt.
 #[derive(Debug, Parser)]
 #[command(version, after_help = format!("{AFTER_HELP}\n\n{EXIT_STATUS_HELP}"))]
 pub struct Cli {
-    /// CTP config (trader_front, market_front, credentials, connect and reconnect knobs).
-    #[arg(default_value = "configs/sim/ctp.yaml")]
-    pub config: PathBuf,
+    /// CTP config (trader_front, market_front, credentials, connect and reconnect knobs); the
+    /// original's positional form (`ctp-probe configs/sim/ctp.yaml`).
+    #[arg(value_name = "CONFIG", conflicts_with = "config_flag")]
+    pub config_positional: Option<PathBuf>,
+    /// CTP config, as the other tools take it [default: configs/sim/ctp.yaml].
+    #[arg(long = "config", value_name = "PATH")]
+    pub config_flag: Option<PathBuf>,
     /// How long to monitor, in seconds; negative = until SIGTERM/SIGINT; 0 = one-shot check.
     #[arg(long, default_value_t = 300, allow_negative_numbers = true)]
     pub monitor_seconds: i64,
@@ -93,7 +108,7 @@ pub struct Cli {
     pub log_file: Option<PathBuf>,
     /// Write JSONL events (probe.start, probe.attempt, probe.login, probe.connect,
     /// probe.disconnect, probe.state, probe.exhausted, probe.stop) to this file (truncated).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long = "event-log", visible_alias = "events-file", value_name = "FILE")]
     pub events_file: Option<PathBuf>,
     /// Declare a logged-in sim-mode front lost after this long without any message from it
     /// [default: 3 x the front's heartbeat_ms; 3000 when it sends none, with a ping every third].
@@ -792,12 +807,12 @@ fn settings(cli: &Cli) -> Result<Settings> {
             cli.health_interval_ms
         )));
     }
-    let cfg = CtpConfig::load(&cli.config)?;
+    let cfg = CtpConfig::load(&cli.config())?;
     for w in &cfg.warnings {
-        cli::warn(&format!("{}: {w}", cli.config.display()));
+        cli::warn(&format!("{}: {w}", cli.config().display()));
     }
     cfg.validate()?;
-    let label = cli.config.display().to_string();
+    let label = cli.config().display().to_string();
     let v = &cfg.values;
     let front = |f: &Option<ctp_config::Front>, key: &str| {
         f.clone()
@@ -851,7 +866,7 @@ fn settings(cli: &Cli) -> Result<Settings> {
         monitor,
         one_shot: cli.monitor_seconds == 0,
         interval,
-        config: cli.config.clone(),
+        config: cli.config(),
     })
 }
 
@@ -867,39 +882,8 @@ fn create(path: &Path) -> Result<File> {
         .map_err(|e| EvidenceError::io("cannot open", path, e))
 }
 
-/// Run the probe until the monitor period ends, SIGTERM or SIGINT.
-#[allow(clippy::too_many_lines)]
-pub fn run(cli: Cli) -> Result<Exit> {
-    let s = settings(&cli)?;
-    let health: Box<dyn Write + Send> = match &cli.log_file {
-        Some(p) => Box::new(create(p)?),
-        None => Box::new(io::stdout()),
-    };
-    let events = match &cli.events_file {
-        Some(p) => Some((create(p)?, p.clone())),
-        None => None,
-    };
-    signals::install()?;
-    let sh = Arc::new(Shared {
-        sim: s.sim,
-        creds: s.creds,
-        addrs: s.addrs.clone(),
-        knobs: s.knobs.clone(),
-        stop: AtomicBool::new(false),
-        wake: (Mutex::new(()), Condvar::new()),
-        streams: Mutex::new([None, None]),
-        state: Mutex::new(State {
-            up: [false, false],
-            healthy: false,
-            ever_healthy: false,
-            last_ts: 0,
-            health,
-            events,
-            write_error: None,
-            last_failure: [None, None],
-            stopped: false,
-        }),
-    });
+/// The `probe.start` event, the first health line and the message saying what is watched.
+fn announce(sh: &Shared, s: &Settings, monitor_seconds: i64) {
     let mode = if s.sim { "sim" } else { "tcp" };
     {
         let mut st = lock(&sh.state);
@@ -909,7 +893,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             ts,
             json!({"config": s.config.display().to_string(), "mode": mode,
                    "trader": s.addrs[0], "market": s.addrs[1], "pid": std::process::id(),
-                   "monitor_seconds": cli.monitor_seconds, "health_interval_ms": s.interval.as_millis(),
+                   "monitor_seconds": monitor_seconds, "health_interval_ms": s.interval.as_millis(),
                    "connect_timeout_ms": s.knobs.connect_timeout.as_millis(),
                    "reconnect_initial_backoff_ms": s.knobs.initial_backoff_ms,
                    "reconnect_max_backoff_ms": s.knobs.max_backoff_ms,
@@ -930,17 +914,11 @@ pub fn run(cli: Cli) -> Result<Exit> {
         },
         s.interval.as_millis()
     ));
-    let workers: Vec<_> = Front::BOTH
-        .iter()
-        .map(|&f| {
-            let sh = Arc::clone(&sh);
-            thread::Builder::new()
-                .name(format!("front-{}", f.name()))
-                .spawn(move || front_loop(&sh, f))
-                .map_err(|e| EvidenceError::failed(format!("cannot start a thread: {e}")))
-        })
-        .collect::<Result<_>>()?;
+}
 
+/// The periodic health lines until a signal, the end of the monitor period, a write error or
+/// (one-shot) the first healthy state; returns why it stopped.
+fn watch(sh: &Shared, s: &Settings) -> &'static str {
     let start = Instant::now();
     let end = if s.one_shot {
         Some(start + s.knobs.connect_timeout)
@@ -949,7 +927,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         s.monitor.and_then(|d| start.checked_add(d))
     };
     let mut next_tick = start + s.interval;
-    let cause = loop {
+    loop {
         if signals::interrupted() {
             break signals::signal_name().unwrap_or("signal");
         }
@@ -987,11 +965,19 @@ pub fn run(cli: Cli) -> Result<Exit> {
         // Signals and the one-shot condition are polled at this granularity; state changes are
         // written by the front threads themselves, at once.
         thread::sleep(nap.min(Duration::from_millis(10)));
-    };
+    }
+}
 
+/// The final line and `probe.stop`, then every session closed (a logout in sim mode) and the
+/// front threads joined (bounded); returns (ever healthy, a write error, the last failures).
+fn stop(
+    sh: &Shared,
+    workers: Vec<thread::JoinHandle<()>>,
+    cause: &str,
+) -> (bool, Option<EvidenceError>, [Option<String>; 2]) {
     // Final line (the state seen at the stop), then close everything without reporting the
     // closes we cause ourselves as losses.
-    let (ever_healthy, write_error, last_failure) = {
+    let out = {
         let mut st = lock(&sh.state);
         let ts = st.ts();
         st.health_line(ts);
@@ -1031,6 +1017,56 @@ pub fn run(cli: Cli) -> Result<Exit> {
             let _ = w.join();
         }
     }
+    out
+}
+
+/// Run the probe until the monitor period ends, SIGTERM or SIGINT.
+pub fn run(cli: Cli) -> Result<Exit> {
+    let s = settings(&cli)?;
+    let health: Box<dyn Write + Send> = match &cli.log_file {
+        Some(p) => Box::new(create(p)?),
+        None => Box::new(io::stdout()),
+    };
+    let events = match &cli.events_file {
+        Some(p) => Some((create(p)?, p.clone())),
+        None => None,
+    };
+    signals::install()?;
+    let sh = Arc::new(Shared {
+        sim: s.sim,
+        creds: s.creds.clone(),
+        addrs: s.addrs.clone(),
+        knobs: s.knobs.clone(),
+        stop: AtomicBool::new(false),
+        wake: (Mutex::new(()), Condvar::new()),
+        streams: Mutex::new([None, None]),
+        state: Mutex::new(State {
+            up: [false, false],
+            healthy: false,
+            ever_healthy: false,
+            last_ts: 0,
+            health,
+            events,
+            write_error: None,
+            last_failure: [None, None],
+            stopped: false,
+        }),
+    });
+    announce(&sh, &s, cli.monitor_seconds);
+    let workers: Vec<_> = Front::BOTH
+        .iter()
+        .map(|&f| {
+            let sh = Arc::clone(&sh);
+            thread::Builder::new()
+                .name(format!("front-{}", f.name()))
+                .spawn(move || front_loop(&sh, f))
+                .map_err(|e| EvidenceError::failed(format!("cannot start a thread: {e}")))
+        })
+        .collect::<Result<_>>()?;
+
+    let cause = watch(&sh, &s);
+
+    let (ever_healthy, write_error, last_failure) = stop(&sh, workers, cause);
     if let Some(e) = write_error {
         return Err(e);
     }

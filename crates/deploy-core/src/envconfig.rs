@@ -182,6 +182,110 @@ fn non_blank(s: Option<String>) -> Option<String> {
     s.filter(|c| !c.trim().is_empty())
 }
 
+/// One step: the flat key's command or the rich step's (they must agree), its timeout and
+/// health checks. `defaults`: (timeout, health deadline).
+fn parse_step(
+    label: &str,
+    name: &'static str,
+    flat_key: &str,
+    flat_cmd: Option<String>,
+    rich: Option<RawStep>,
+    defaults: (Duration, Duration),
+) -> Result<StepSpec> {
+    let rich = rich.unwrap_or_default();
+    let flat_cmd = non_blank(flat_cmd);
+    let rich_cmd = non_blank(rich.command);
+    let rich_field = format!("steps.{name}.command");
+    let (command, field) = match (flat_cmd, rich_cmd) {
+        (Some(f), Some(r)) if f.trim() != r.trim() => {
+            return Err(EvidenceError::parse(
+                label,
+                0,
+                rich_field,
+                format!("the same command as {flat_key} (or only one of them)"),
+                format!("{r:?} vs {f:?}"),
+            ));
+        }
+        (_, Some(r)) => (Some(r), rich_field),
+        (Some(f), None) => (Some(f), flat_key.to_string()),
+        (None, None) => (None, flat_key.to_string()),
+    };
+    let health = rich.health.unwrap_or_default();
+    for (i, c) in health.iter().enumerate() {
+        c.validate().map_err(|e| {
+            EvidenceError::parse(
+                label,
+                0,
+                format!("steps.{name}.health[{i}]"),
+                "a valid check",
+                e,
+            )
+        })?;
+    }
+    Ok(StepSpec {
+        name,
+        command,
+        field,
+        timeout: seconds(
+            label,
+            &format!("steps.{name}.timeout_seconds"),
+            rich.timeout_seconds,
+            defaults.0,
+        )?,
+        health,
+        health_deadline: seconds(
+            label,
+            &format!("steps.{name}.health_deadline_seconds"),
+            rich.health_deadline_seconds,
+            defaults.1,
+        )?,
+    })
+}
+
+/// The health gate: at least one valid check, an interval of 1..=60000 ms.
+fn parse_gate(label: &str, g: RawGate, def_health: Duration) -> Result<GateSpec> {
+    if g.checks.is_empty() {
+        return Err(EvidenceError::parse(
+            label,
+            0,
+            "health_gate.checks",
+            "at least one check",
+            "an empty list",
+        ));
+    }
+    for (i, c) in g.checks.iter().enumerate() {
+        c.validate().map_err(|e| {
+            EvidenceError::parse(
+                label,
+                0,
+                format!("health_gate.checks[{i}]"),
+                "a valid check",
+                e,
+            )
+        })?;
+    }
+    let interval_ms = g.interval_ms.unwrap_or(200);
+    if interval_ms == 0 || interval_ms > 60_000 {
+        return Err(EvidenceError::parse(
+            label,
+            0,
+            "health_gate.interval_ms",
+            "1..=60000",
+            interval_ms.to_string(),
+        ));
+    }
+    Ok(GateSpec {
+        checks: g.checks,
+        deadline: seconds(
+            label,
+            "health_gate.deadline_seconds",
+            g.deadline_seconds,
+            def_health,
+        )?,
+        interval: Duration::from_millis(interval_ms),
+    })
+}
+
 impl EnvConfig {
     /// Read and validate `path`. Every error names the file and the field (exit 2).
     pub fn load(path: &Path) -> Result<EnvConfig> {
@@ -256,100 +360,13 @@ impl EnvConfig {
         ];
         let mut steps = Vec::new();
         for (name, (flat_key, flat_cmd, rich)) in STEP_NAMES.iter().zip(flat) {
-            let rich = rich.unwrap_or_default();
-            let flat_cmd = non_blank(flat_cmd);
-            let rich_cmd = non_blank(rich.command);
-            let rich_field = format!("steps.{name}.command");
-            let (command, field) = match (flat_cmd, rich_cmd) {
-                (Some(f), Some(r)) if f.trim() != r.trim() => {
-                    return Err(EvidenceError::parse(
-                        label,
-                        0,
-                        rich_field,
-                        format!("the same command as {flat_key} (or only one of them)"),
-                        format!("{r:?} vs {f:?}"),
-                    ));
-                }
-                (_, Some(r)) => (Some(r), rich_field),
-                (Some(f), None) => (Some(f), flat_key.to_string()),
-                (None, None) => (None, flat_key.to_string()),
-            };
-            let health = rich.health.unwrap_or_default();
-            for (i, c) in health.iter().enumerate() {
-                c.validate().map_err(|e| {
-                    EvidenceError::parse(
-                        label,
-                        0,
-                        format!("steps.{name}.health[{i}]"),
-                        "a valid check",
-                        e,
-                    )
-                })?;
-            }
-            steps.push(StepSpec {
-                name,
-                command,
-                field,
-                timeout: seconds(
-                    label,
-                    &format!("steps.{name}.timeout_seconds"),
-                    rich.timeout_seconds,
-                    def_timeout,
-                )?,
-                health,
-                health_deadline: seconds(
-                    label,
-                    &format!("steps.{name}.health_deadline_seconds"),
-                    rich.health_deadline_seconds,
-                    def_health,
-                )?,
-            });
+            let d = (def_timeout, def_health);
+            steps.push(parse_step(label, name, flat_key, flat_cmd, rich, d)?);
         }
-        let gate = match raw.health_gate {
-            None => None,
-            Some(g) => {
-                if g.checks.is_empty() {
-                    return Err(EvidenceError::parse(
-                        label,
-                        0,
-                        "health_gate.checks",
-                        "at least one check",
-                        "an empty list",
-                    ));
-                }
-                for (i, c) in g.checks.iter().enumerate() {
-                    c.validate().map_err(|e| {
-                        EvidenceError::parse(
-                            label,
-                            0,
-                            format!("health_gate.checks[{i}]"),
-                            "a valid check",
-                            e,
-                        )
-                    })?;
-                }
-                let interval_ms = g.interval_ms.unwrap_or(200);
-                if interval_ms == 0 || interval_ms > 60_000 {
-                    return Err(EvidenceError::parse(
-                        label,
-                        0,
-                        "health_gate.interval_ms",
-                        "1..=60000",
-                        interval_ms.to_string(),
-                    ));
-                }
-                Some(GateSpec {
-                    checks: g.checks,
-                    deadline: seconds(
-                        label,
-                        "health_gate.deadline_seconds",
-                        g.deadline_seconds,
-                        def_health,
-                    )?,
-                    interval: Duration::from_millis(interval_ms),
-                })
-            }
-        };
+        let gate = raw
+            .health_gate
+            .map(|g| parse_gate(label, g, def_health))
+            .transpose()?;
         Ok(EnvConfig {
             path: PathBuf::from(label),
             environment: non_blank(raw.environment).unwrap_or_else(|| "unknown".to_string()),

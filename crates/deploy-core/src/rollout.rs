@@ -86,6 +86,14 @@ pub struct RolloutEvidence {
     pub rollback_seconds: Option<f64>,
     /// Failure reason (empty on success).
     pub failure_reason: String,
+    /// The drill id.
+    pub drill_id: String,
+    /// `command` or `none` (`--no-release-check`).
+    pub release_check: String,
+    /// `not_applicable`, `outside_session`, `forced`, `not_checked`.
+    pub session_guard: String,
+    /// The guard's one-line reason.
+    pub session_guard_reason: String,
     /// Provenance.
     pub provenance: Provenance,
 }
@@ -137,7 +145,11 @@ impl RolloutEvidence {
                     .unwrap_or_default(),
             )
             .push("ROLLOUT_FAILURE_REASON", &self.failure_reason)
-            .push("ROLLOUT_FAILED_OUTPUT_TAIL", failed_tail);
+            .push("ROLLOUT_FAILED_OUTPUT_TAIL", failed_tail)
+            .push("ROLLOUT_DRILL_ID", &self.drill_id)
+            .push("ROLLOUT_RELEASE_CHECK", &self.release_check)
+            .push("ROLLOUT_SESSION_GUARD", &self.session_guard)
+            .push("ROLLOUT_SESSION_GUARD_REASON", &self.session_guard_reason);
         for (i, s) in self.steps.iter().enumerate() {
             let n = i + 1;
             w.push(format!("STEP_{n}_STARTED_UTC"), format_utc(s.started_ns))

@@ -20,6 +20,58 @@ use std::time::{Duration, Instant};
 use evidence_core::supervisor::{Running, Stopped, Supervisor, exe_of};
 use evidence_core::{EvidenceError, Result, signals};
 
+/// What can go wrong with a run folder and its service (typed where it happens; a could-not-run
+/// error, exit 2, once it reaches a tool).
+#[derive(Debug, thiserror::Error)]
+pub enum SvcError {
+    /// No free local port could be picked.
+    #[error("cannot pick a free port on 127.0.0.1")]
+    NoFreePort(#[source] std::io::Error),
+    /// The folder has no port yet.
+    #[error("{0}: no port yet (deploy a release first)")]
+    NoPort(PathBuf),
+    /// The folder has no `current` release.
+    #[error("{0}: no current release")]
+    NoCurrent(PathBuf),
+    /// The folder has no `previous` release.
+    #[error("{0}: no previous release to roll back to")]
+    NoPrevious(PathBuf),
+    /// The previous release's files are gone.
+    #[error("previous release {0} is not installed")]
+    NotInstalled(String),
+    /// The service binary to install is missing.
+    #[error("service binary {0} not found (build it with `cargo build --bins`, or pass --binary)")]
+    NoBinary(PathBuf),
+    /// The started release died at once.
+    #[error("release {release} exited right after start (see {log})")]
+    ExitedAtStart {
+        /// The release.
+        release: String,
+        /// Its log file.
+        log: String,
+    },
+    /// The started release never listened.
+    #[error("release {release} does not accept connections on 127.0.0.1:{port} after {secs:.1}s")]
+    NotListening {
+        /// The release.
+        release: String,
+        /// Its port.
+        port: u16,
+        /// How long it was given.
+        secs: f64,
+    },
+}
+
+impl From<SvcError> for EvidenceError {
+    fn from(e: SvcError) -> EvidenceError {
+        let mut msg = e.to_string();
+        if let Some(src) = std::error::Error::source(&e) {
+            msg.push_str(&format!(": {src}"));
+        }
+        EvidenceError::failed(msg)
+    }
+}
+
 /// File name of the service binary inside a release.
 pub const BINARY: &str = "demo-service";
 /// Marker file that makes a release's `/health` answer 503.
@@ -102,11 +154,10 @@ pub fn check_version(v: &str) -> Result<()> {
 
 /// Pick a free port on 127.0.0.1 (bind port 0 and release it).
 pub fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| EvidenceError::failed(format!("cannot bind 127.0.0.1:0: {e}")))?;
-    l.local_addr()
+    let l = TcpListener::bind("127.0.0.1:0").map_err(SvcError::NoFreePort)?;
+    Ok(l.local_addr()
         .map(|a| a.port())
-        .map_err(|e| EvidenceError::failed(format!("cannot read local address: {e}")))
+        .map_err(SvcError::NoFreePort)?)
 }
 
 impl RunDir {
@@ -221,12 +272,9 @@ impl RunDir {
 
     /// `http://127.0.0.1:<port>/health`, once a port is chosen.
     pub fn health_url(&self) -> Result<String> {
-        let port = self.port()?.ok_or_else(|| {
-            EvidenceError::failed(format!(
-                "{}: no port yet (deploy a release first)",
-                self.root.display()
-            ))
-        })?;
+        let port = self
+            .port()?
+            .ok_or_else(|| SvcError::NoPort(self.root.clone()))?;
         Ok(format!("http://127.0.0.1:{port}/health"))
     }
 
@@ -235,10 +283,7 @@ impl RunDir {
     pub fn install(&self, v: &str, binary: &Path, fail_health: bool) -> Result<PathBuf> {
         check_version(v)?;
         if !binary.is_file() {
-            return Err(EvidenceError::failed(format!(
-                "service binary {} not found (build it with `cargo build --bins`, or pass --binary)",
-                binary.display()
-            )));
+            return Err(SvcError::NoBinary(binary.to_path_buf()).into());
         }
         let dir = self.release_dir(v);
         fs::create_dir_all(&dir).map_err(|e| EvidenceError::io("cannot create folder", &dir, e))?;
@@ -272,9 +317,9 @@ impl RunDir {
     /// Start the release `current` points to (resolved now: the process is pinned to that
     /// release) and wait until it accepts TCP connections or `wait` passes.
     pub fn start_current(&self, wait: Duration) -> Result<Running> {
-        let v = self.current().ok_or_else(|| {
-            EvidenceError::failed(format!("{}: no current release", self.root.display()))
-        })?;
+        let v = self
+            .current()
+            .ok_or_else(|| SvcError::NoCurrent(self.root.clone()))?;
         let port = self.ensure_port(None)?;
         let dir = self.release_dir(&v);
         let bin = dir.join(BINARY);
@@ -306,16 +351,19 @@ impl RunDir {
                 return Ok(r);
             }
             if sup.running()?.is_none() {
-                return Err(EvidenceError::failed(format!(
-                    "release {v} exited right after start (see {})",
-                    sup.log_file().display()
-                )));
+                return Err(SvcError::ExitedAtStart {
+                    release: v,
+                    log: sup.log_file().display().to_string(),
+                }
+                .into());
             }
             if Instant::now() >= end {
-                return Err(EvidenceError::failed(format!(
-                    "release {v} does not accept connections on 127.0.0.1:{port} after {:.1}s",
-                    wait.as_secs_f64()
-                )));
+                return Err(SvcError::NotListening {
+                    release: v,
+                    port,
+                    secs: wait.as_secs_f64(),
+                }
+                .into());
             }
             signals::sleep(Duration::from_millis(5))?;
         }
@@ -358,16 +406,11 @@ impl RunDir {
     /// Roll back: switch `current` to `previous` (and `previous` to the failed release), restart.
     /// Returns (from, to).
     pub fn rollback(&self, wait: Duration) -> Result<(Option<String>, String)> {
-        let prev = self.previous().ok_or_else(|| {
-            EvidenceError::failed(format!(
-                "{}: no previous release to roll back to",
-                self.root.display()
-            ))
-        })?;
+        let prev = self
+            .previous()
+            .ok_or_else(|| SvcError::NoPrevious(self.root.clone()))?;
         if !self.release_dir(&prev).join(BINARY).is_file() {
-            return Err(EvidenceError::failed(format!(
-                "previous release {prev} is not installed"
-            )));
+            return Err(SvcError::NotInstalled(prev).into());
         }
         let cur = self.current();
         self.set_link("current", &prev)?;
@@ -399,14 +442,8 @@ impl RunDir {
 }
 
 /// The binary next to the running executable called `name` (how the tools find `svc-ctl` and
-/// `demo-service` in `target/debug` or an install folder).
-#[must_use]
-pub fn sibling_binary(name: &str) -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join(name)))
-        .unwrap_or_else(|| PathBuf::from(name))
-}
+/// `demo-service` in `target/debug` or an install folder): the one lookup in evidence-core.
+pub use evidence_core::process::sibling_binary;
 
 /// `PATH` with the folder of the running executable first, so that commands in configs can call
 /// `svc-ctl` and friends by name.

@@ -26,6 +26,9 @@ pub fn tool_name() -> &'static str {
 /// on stdout ends the tool quietly with 0, as `head` users expect.
 pub fn main<C: Parser>(tool: &str, run: impl FnOnce(C) -> Result<Exit>) -> ExitCode {
     let _ = TOOL.set(tool.to_string());
+    if let Some(exit) = crate::reaper::run_if_requested() {
+        return exit.into();
+    }
     let cli = match C::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -50,6 +50,15 @@ impl LockFile {
         })
     }
 
+    /// A second handle on the same open lock file: a process holding it (the dead-man reaper)
+    /// keeps the lock held after this process is gone.
+    ///
+    /// # Errors
+    /// When the descriptor cannot be duplicated.
+    pub fn try_clone_file(&self) -> std::io::Result<File> {
+        self._file.try_clone()
+    }
+
     /// The lock's path.
     #[must_use]
     pub fn path(&self) -> &Path {

@@ -113,6 +113,9 @@ pub fn run_command(mut cmd: Command, opts: &RunOptions) -> Result<StepOutcome> {
     for (k, v) in &opts.env {
         cmd.env(k, v);
     }
+    if let Some(tag) = crate::reaper::tag() {
+        cmd.env(crate::reaper::TAG_ENV, tag);
+    }
     if let Some(d) = &opts.cwd {
         cmd.current_dir(d);
     }
@@ -122,6 +125,8 @@ pub fn run_command(mut cmd: Command, opts: &RunOptions) -> Result<StepOutcome> {
         .spawn()
         .map_err(|e| EvidenceError::failed(format!("cannot start {:?}: {e}", cmd.get_program())))?;
     let pgid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+    let name = cmd.get_program().to_string_lossy().into_owned();
+    crate::reaper::register(child.id(), &name);
     let out = capture(child.stdout.take(), opts.capture_limit);
     let err = capture(child.stderr.take(), opts.capture_limit);
 
@@ -160,6 +165,7 @@ pub fn run_command(mut cmd: Command, opts: &RunOptions) -> Result<StepOutcome> {
     };
     // Whatever the step left in its group goes too: no orphans.
     let _ = killpg(pgid, Signal::SIGKILL);
+    crate::reaper::unregister(u32::try_from(pgid.as_raw()).unwrap_or(0));
     let _ = waiter.join();
     let status =
         status.map_err(|e| EvidenceError::failed(format!("cannot wait for child: {e}")))?;
@@ -244,6 +250,45 @@ pub fn shell_quote(s: &str) -> String {
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
     }
+}
+
+/// True while `pid` is a live process (not a zombie). The one pid check of the tools.
+#[must_use]
+pub fn pid_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next())
+            .is_some_and(|st| st != "Z" && st != "X")
+    })
+}
+
+/// True while any process of the process group `pgid` exists (zombies included).
+#[must_use]
+pub fn group_alive(pgid: u32) -> bool {
+    i32::try_from(pgid).is_ok_and(|p| p > 0 && killpg(Pid::from_raw(p), None).is_ok())
+}
+
+/// The program `name` shipped beside the running executable: `<own folder>/name` when it exists;
+/// `<own folder>/../name` when the running executable is a test binary in `target/<profile>/deps`;
+/// otherwise the bare `name`, found through `PATH` when run. The one sibling lookup of the tools.
+#[must_use]
+pub fn sibling_binary(name: &str) -> PathBuf {
+    let own = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(std::path::Path::to_path_buf));
+    if let Some(dir) = own {
+        let here = dir.join(name);
+        if here.is_file() {
+            return here;
+        }
+        if dir.file_name().is_some_and(|n| n == "deps")
+            && let Some(up) = dir.parent().map(|d| d.join(name))
+            && up.is_file()
+        {
+            return up;
+        }
+    }
+    PathBuf::from(name)
 }
 
 /// Send `sig` to the process group `pgid` (errors ignored: the group may be gone).

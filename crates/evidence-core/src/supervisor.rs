@@ -236,11 +236,7 @@ fn stat_fields(pid: u32) -> Option<Vec<String>> {
     Some(rest.split_whitespace().map(str::to_string).collect())
 }
 
-/// True when `pid` exists and is not a zombie.
-#[must_use]
-pub fn pid_alive(pid: u32) -> bool {
-    stat_fields(pid).is_some_and(|f| f.first().is_some_and(|st| st != "Z" && st != "X"))
-}
+pub use crate::process::pid_alive;
 
 /// The start time of `pid` in clock ticks since boot (`/proc/<pid>/stat` field 22).
 #[must_use]

@@ -8,6 +8,7 @@
 
 pub mod cmd;
 pub mod netfilter;
+pub mod nft;
 pub mod proxy;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
@@ -17,12 +18,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
+use trading_calendar::guard::{GuardArgs, GuardStatus, SessionGuard};
 
 use evidence_core::cli::{self, EXIT_STATUS_HELP};
-use evidence_core::compat::{self, FaultEvent, FaultParameters, Mode, Phase, Scenario};
 use evidence_core::time::now_ns;
 use evidence_core::{EvidenceError, Exit, Result, signals};
-use fault_proxy::control::{Client, Request};
+use reconnect_core::control::{Client, Request};
+use reconnect_core::fault_event::{self, FaultEvent, FaultParameters, Mode, Phase, Scenario};
 
 use crate::cmd::Cmd;
 
@@ -48,6 +50,9 @@ BACKENDS:
             A detached reaper removes them if fault-inject dies (even by SIGKILL).
   proxy     faults through fault-proxy (--proxy-control), tagged ctp-ops:<drill id>, with a 3 s
             dead-man TTL renewed every second while holding.
+  nft       disconnect only: table inet ctpops_<hash of drill id> whose set elements carry a
+            kernel timeout (2 s, never past the hold + 30 s), refreshed while holding: the fault
+            ends by itself even when fault-inject is killed with SIGKILL.
 
 Targets must be fronts of --config or named by --allow-target; anything else is refused (exit 2).
 The fault is in effect when `# hold Ns` is printed (after the apply event was appended; its
@@ -118,6 +123,10 @@ pub enum Backend {
     Netfilter,
     /// fault-proxy's control socket (no root).
     Proxy,
+    /// Disconnect only: an nftables table whose set elements carry a kernel timeout, refreshed
+    /// while the drill lives, so the fault ends at its deadline even if every process of ours is
+    /// killed (root).
+    Nft,
 }
 
 impl Backend {
@@ -125,6 +134,7 @@ impl Backend {
         match self {
             Backend::Netfilter => "netfilter",
             Backend::Proxy => "proxy",
+            Backend::Nft => "nft",
         }
     }
 }
@@ -158,6 +168,10 @@ pub struct Cli {
     #[arg(long, default_value = "")]
     pub tc_cmd: String,
 
+    /// nft to use instead of nft (nft backend; must exist).
+    #[arg(long, default_value = "")]
+    pub nft_cmd: String,
+
     /// The front's IPv4 address (netfilter backend). Default: the host of --config's fronts when
     /// both are on one IPv4 host, else the original's 182.254.243.31.
     #[arg(long, default_value = "", hide_default_value = true)]
@@ -186,20 +200,36 @@ pub struct Cli {
     pub duration_sec: i64,
 
     /// Append fault events (JSONL, the original's format plus drill_id, backend, target,
-    /// effective_ts_ns) to this file; empty: no log.
-    #[arg(long, default_value = "")]
+    /// effective_ts_ns) to this file; empty: no log. (`--event-log-file`, the original's name,
+    /// is an alias.)
+    #[arg(
+        long = "event-log",
+        visible_alias = "event-log-file",
+        value_name = "PATH",
+        default_value = ""
+    )]
     pub event_log_file: String,
 
     /// Really apply (without it, `run` and `clear` only print and log execute=false).
     #[arg(long)]
     pub execute: bool,
 
+    /// The session guard: `run --execute` against a non-loopback target is refused inside a
+    /// trading session (or its margin), or at a time the calendar cannot judge.
+    #[command(flatten)]
+    pub guard: GuardArgs,
+
     /// How faults are injected.
     #[arg(long, value_enum, default_value = "netfilter")]
     pub backend: Backend,
 
     /// fault-proxy's control socket (proxy backend).
-    #[arg(long, value_name = "PATH", default_value = "runtime/fault-proxy.sock")]
+    #[arg(
+        long = "control-socket",
+        visible_alias = "proxy-control",
+        value_name = "PATH",
+        default_value = "runtime/fault-proxy.sock"
+    )]
     pub proxy_control: PathBuf,
 
     /// A proxy pair to fault (repeatable; default: every pair of the proxy).
@@ -241,26 +271,17 @@ fn parse_allow(s: &str) -> std::result::Result<(IpAddr, Option<u16>), String> {
         .map_err(|_| format!("expected IP or IP:PORT, found {s:?}"))
 }
 
+/// One drill-id rule for every drill (evidence_core::drill::DrillId: no `.`/`..`, no `/`).
 fn parse_drill_id(s: &str) -> std::result::Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(format!(
-            "expected 1-64 characters of A-Z a-z 0-9 - _ . :, found {s:?}"
-        ))
-    }
+    evidence_core::drill::DrillId::new(s)
+        .map(|d| d.as_str().to_string())
+        .map_err(|e| e.to_string())
 }
 
 fn generated_drill_id() -> String {
-    let t: String = evidence_core::time::format_utc_seconds(now_ns())
-        .chars()
-        .filter(|c| *c != '-' && *c != ':')
-        .collect();
-    format!("fi-{t}-{:04x}", fastrand::u16(..))
+    evidence_core::drill::DrillId::generate("fi")
+        .as_str()
+        .to_string()
 }
 
 /// Validated scenario values.
@@ -413,6 +434,14 @@ impl Allowlist {
 
 /// What a run does, per backend.
 enum Prepared {
+    Nft {
+        nft: PathBuf,
+        ip: std::net::Ipv4Addr,
+        ports: Vec<u16>,
+        reset: bool,
+        /// The fault's deadline (set at apply): the elements never outlive it.
+        deadline: Option<Instant>,
+    },
     Disconnect {
         fw: PathBuf,
         apply: Vec<Cmd>,
@@ -454,7 +483,7 @@ impl Ctx<'_> {
             iface: c.iface.clone(),
             delay_ms: c.delay_ms.to_string(),
             jitter_ms: c.jitter_ms.to_string(),
-            loss_percent: compat::python_float_text(c.loss_percent),
+            loss_percent: fault_event::python_float_text(c.loss_percent),
             extra: Vec::new(),
         };
         let mut ev = FaultEvent::new(now_ns(), mode, self.shape.scenario, phase, execute, params);
@@ -469,7 +498,7 @@ impl Ctx<'_> {
         if self.cli.event_log_file.is_empty() {
             return Ok(());
         }
-        compat::append_fault_event(Path::new(&self.cli.event_log_file), ev)
+        fault_event::append_fault_event(Path::new(&self.cli.event_log_file), ev)
     }
 }
 
@@ -556,6 +585,25 @@ fn prepare(
         .collect::<Vec<_>>()
         .join(",");
     match cli.backend {
+        Backend::Nft if shape.is_netem() => Err(EvidenceError::usage(format!(
+            "--backend nft injects disconnects only; use --backend netfilter or proxy for {}",
+            shape.scenario
+        ))),
+        Backend::Nft => {
+            let nft = cmd::resolve(("--nft-cmd", &cli.nft_cmd), &["nft"])?;
+            allow.check(&nf_target())?;
+            Ok((
+                Prepared::Nft {
+                    nft,
+                    ip: shape.ip,
+                    ports: shape.ports.clone(),
+                    reset: shape.reset,
+                    deadline: None,
+                },
+                nf_target_text,
+                nf_recorded,
+            ))
+        }
         Backend::Netfilter if !shape.is_netem() => {
             let fw = cmd::resolve(
                 ("--firewall-cmd", &cli.firewall_cmd),
@@ -589,70 +637,85 @@ fn prepare(
                 nf_recorded,
             ))
         }
-        Backend::Proxy => {
-            let mut client = proxy::connect(&cli.proxy_control)?;
-            let pairs = proxy::select_pairs(&mut client, &cli.proxy_pair)?;
-            let mut ups = Vec::new();
-            if allow.0.is_empty() {
-                allow.check(&[])?;
-            }
-            for p in &pairs {
-                let up = proxy::upstream_addrs(p)?;
-                // A pair is a front when the config names either side of it: the front it
-                // forwards to, or the proxy's listen address standing in for that front.
-                let listen_allowed = p
-                    .listen
-                    .parse::<SocketAddr>()
-                    .is_ok_and(|l| allow.allows(l));
-                if !listen_allowed {
-                    allow.check(&up)?;
-                }
-                ups.extend(up);
-            }
-            let tag = proxy::tag(drill_id);
-            let faults = proxy::faults(
-                shape.scenario,
-                shape.reset,
-                shape.delay_ms,
-                shape.jitter_ms,
-                shape.loss,
-            );
-            let apply = proxy::apply_requests(&pairs, &faults, &tag, PROXY_TTL);
-            let clear = proxy::clear_request(&tag);
-            let target = pairs
-                .iter()
-                .map(|p| format!("{}={}", p.name, p.upstream))
-                .collect::<Vec<_>>()
-                .join(",");
-            let mut ips: Vec<String> = Vec::new();
-            for a in &ups {
-                let s = a.ip().to_string();
-                if !ips.contains(&s) {
-                    ips.push(s);
-                }
-            }
-            let ports = ups
-                .iter()
-                .map(|a| a.port().to_string())
-                .collect::<Vec<_>>()
-                .join(",");
-            Ok((
-                Prepared::Proxy {
-                    client: Box::new(client),
-                    apply,
-                    clear,
-                    tag,
-                },
-                target,
-                (ips.join(","), ports),
-            ))
-        }
+        Backend::Proxy => prepare_proxy(cli, shape, drill_id, &allow),
     }
 }
 
+/// The proxy backend's plan: the pairs the config allows, their faults under the drill's tag.
+fn prepare_proxy(
+    cli: &Cli,
+    shape: &Shape,
+    drill_id: &str,
+    allow: &Allowlist,
+) -> Result<(Prepared, String, (String, String))> {
+    let mut client = proxy::connect(&cli.proxy_control)?;
+    let pairs = proxy::select_pairs(&mut client, &cli.proxy_pair)?;
+    let mut ups = Vec::new();
+    if allow.0.is_empty() {
+        allow.check(&[])?;
+    }
+    for p in &pairs {
+        let up = proxy::upstream_addrs(p)?;
+        // A pair is a front when the config names either side of it: the front it
+        // forwards to, or the proxy's listen address standing in for that front.
+        let listen_allowed = p
+            .listen
+            .parse::<SocketAddr>()
+            .is_ok_and(|l| allow.allows(l));
+        if !listen_allowed {
+            allow.check(&up)?;
+        }
+        ups.extend(up);
+    }
+    let tag = proxy::tag(drill_id);
+    let faults = proxy::faults(
+        shape.scenario,
+        shape.reset,
+        shape.delay_ms,
+        shape.jitter_ms,
+        shape.loss,
+    );
+    let apply = proxy::apply_requests(&pairs, &faults, &tag, PROXY_TTL);
+    let clear = proxy::clear_request(&tag);
+    let target = pairs
+        .iter()
+        .map(|p| format!("{}={}", p.name, p.upstream))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut ips: Vec<String> = Vec::new();
+    for a in &ups {
+        let s = a.ip().to_string();
+        if !ips.contains(&s) {
+            ips.push(s);
+        }
+    }
+    let ports = ups
+        .iter()
+        .map(|a| a.port().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    Ok((
+        Prepared::Proxy {
+            client: Box::new(client),
+            apply,
+            clear,
+            tag,
+        },
+        target,
+        (ips.join(","), ports),
+    ))
+}
+
 impl Prepared {
-    fn apply_lines(&self, cli: &Cli) -> Vec<String> {
+    fn apply_lines(&self, cli: &Cli, drill_id: &str) -> Vec<String> {
         match self {
+            Prepared::Nft {
+                nft,
+                ip,
+                ports,
+                reset,
+                ..
+            } => vec![nft::apply(nft, drill_id, *ip, ports, *reset, nft::LEASE).display()],
             Prepared::Disconnect { apply, .. } | Prepared::Netem { apply, .. } => {
                 apply.iter().map(Cmd::display).collect()
             }
@@ -663,8 +726,11 @@ impl Prepared {
         }
     }
 
-    fn clear_lines(&self, cli: &Cli) -> Vec<String> {
+    fn clear_lines(&self, cli: &Cli, drill_id: &str) -> Vec<String> {
         match self {
+            Prepared::Nft { nft, .. } => {
+                vec![nft::delete_table(nft, &nft::table(drill_id)).display()]
+            }
             Prepared::Disconnect { clear, .. } | Prepared::Netem { clear, .. } => {
                 clear.iter().map(Cmd::display).collect()
             }
@@ -686,18 +752,18 @@ fn plan_or_run(cli: &Cli) -> Result<Exit> {
     };
     if cli.mode == ModeArg::Plan {
         say("# apply")?;
-        for l in prepared.apply_lines(cli) {
+        for l in prepared.apply_lines(cli, &ctx.drill_id) {
             say(&l)?;
         }
         say("# clear")?;
-        for l in prepared.clear_lines(cli) {
+        for l in prepared.clear_lines(cli, &ctx.drill_id) {
             say(&l)?;
         }
         return Ok(Exit::Pass);
     }
     if !cli.execute {
         say("# apply")?;
-        for l in prepared.apply_lines(cli) {
+        for l in prepared.apply_lines(cli, &ctx.drill_id) {
             say(&l)?;
         }
         ctx.log(&ctx.event(Mode::Run, Phase::Apply, false, None))?;
@@ -706,7 +772,7 @@ fn plan_or_run(cli: &Cli) -> Result<Exit> {
             ctx.shape.duration
         ))?;
         say("# clear")?;
-        for l in prepared.clear_lines(cli) {
+        for l in prepared.clear_lines(cli, &ctx.drill_id) {
             say(&l)?;
         }
         ctx.log(&ctx.event(Mode::Run, Phase::Clear, false, None))?;
@@ -726,6 +792,18 @@ fn tell(line: &str) {
 
 fn execute_run(ctx: &Ctx<'_>, mut prepared: Prepared) -> Result<Exit> {
     let cli = ctx.cli;
+    // Before anything is touched: no fault on a real front inside a trading session.
+    let guard = SessionGuard::try_from(&cli.guard)?;
+    // Proxy targets are `pair=upstream`: the upstream is what the fault reaches.
+    let targets: Vec<&str> = ctx
+        .target
+        .split(',')
+        .map(|t| t.split_once('=').map_or(t, |(_, a)| a))
+        .collect();
+    let verdict = guard.check(guard.now(), &targets)?;
+    if verdict.status != GuardStatus::NotApplicable {
+        cli::info(&verdict.reason);
+    }
     signals::install()?;
     // Preflight before anything is started: can we list (and so later remove) what we add?
     match &prepared {
@@ -744,11 +822,22 @@ fn execute_run(ctx: &Ctx<'_>, mut prepared: Prepared) -> Result<Exit> {
                 )));
             }
         }
+        Prepared::Nft { nft, .. } => {
+            let left = nft_tables(nft, Some(&ctx.drill_id))?;
+            if !left.is_empty() {
+                return Err(EvidenceError::failed(format!(
+                    "nftables table {} exists (a leftover of this drill id: fault-inject clear --backend nft --drill-id {} --execute)",
+                    left.join(","),
+                    ctx.drill_id
+                )));
+            }
+        }
         Prepared::Proxy { .. } => {}
     }
+    // The nft backend's fault expires in the kernel: no reaper needed.
     let mut reaper = match &prepared {
         Prepared::Disconnect { .. } | Prepared::Netem { .. } => Some(spawn_reaper(ctx, &prepared)?),
-        Prepared::Proxy { .. } => None,
+        Prepared::Proxy { .. } | Prepared::Nft { .. } => None,
     };
     tell("# apply");
     let applied = apply(ctx, &mut prepared);
@@ -799,6 +888,35 @@ fn execute_run(ctx: &Ctx<'_>, mut prepared: Prepared) -> Result<Exit> {
 /// Apply all or nothing; returns when the fault took effect.
 fn apply(ctx: &Ctx<'_>, prepared: &mut Prepared) -> Result<i64> {
     match prepared {
+        Prepared::Nft {
+            nft,
+            ip,
+            ports,
+            reset,
+            deadline,
+        } => {
+            let end = Instant::now() + Duration::from_secs(ctx.shape.duration) + REAPER_MARGIN;
+            *deadline = Some(end);
+            let c = nft::apply(
+                nft,
+                &ctx.drill_id,
+                *ip,
+                ports,
+                *reset,
+                nft::lease(end - Instant::now()),
+            );
+            tell(&c.display());
+            let o = cmd::run(&c)?;
+            if !o.ok() {
+                // One transaction: nothing was applied.
+                return Err(EvidenceError::failed(format!(
+                    "command failed ({}): {}",
+                    o.describe(),
+                    c.display()
+                )));
+            }
+            Ok(now_ns())
+        }
         Prepared::Disconnect { fw, apply, .. } | Prepared::Netem { tc: fw, apply, .. } => {
             let netem = ctx.shape.is_netem();
             for (i, c) in apply.iter().enumerate() {
@@ -869,6 +987,27 @@ fn hold(ctx: &Ctx<'_>, prepared: &mut Prepared) -> Result<bool> {
         if now >= end {
             return Ok(false);
         }
+        if let Prepared::Nft {
+            nft,
+            ip,
+            ports,
+            deadline,
+            ..
+        } = prepared
+            && now >= next_renew
+        {
+            let left = deadline.map_or(Duration::ZERO, |d| d.saturating_duration_since(now));
+            let c = nft::refresh(nft, &ctx.drill_id, *ip, ports, nft::lease(left));
+            let o = cmd::run(&c)?;
+            if !o.ok() {
+                return Err(EvidenceError::failed(format!(
+                    "cannot refresh the fault's kernel timeout (it expires by itself within {} ms): {}",
+                    nft::LEASE.as_millis(),
+                    o.describe()
+                )));
+            }
+            next_renew = now + nft::REFRESH_EVERY;
+        }
         if let Prepared::Proxy { client, tag, .. } = prepared
             && now >= next_renew
         {
@@ -890,6 +1029,10 @@ fn hold(ctx: &Ctx<'_>, prepared: &mut Prepared) -> Result<bool> {
 /// Remove the drill's fault; returns when it stopped taking effect.
 fn clear_run(ctx: &Ctx<'_>, prepared: &mut Prepared) -> Result<i64> {
     match prepared {
+        Prepared::Nft { nft, .. } => {
+            let (t, _) = clear_nft(nft, Some(&ctx.drill_id), true)?;
+            Ok(t)
+        }
         Prepared::Disconnect { fw, .. } => {
             let (t, _) = clear_chain(fw, Some(&ctx.drill_id), true)?;
             Ok(t)
@@ -918,6 +1061,55 @@ fn clear_run(ctx: &Ctx<'_>, prepared: &mut Prepared) -> Result<i64> {
             Ok(t)
         }
     }
+}
+
+/// Our nftables tables (one drill's, or all).
+fn nft_tables(nft: &Path, drill_id: Option<&str>) -> Result<Vec<String>> {
+    let c = nft::list_tables(nft);
+    let o = cmd::run(&c)?;
+    if !o.ok() {
+        return Err(EvidenceError::failed(format!(
+            "cannot list nftables tables ({}): {}",
+            o.describe(),
+            c.display()
+        )));
+    }
+    Ok(nft::owned(&o.stdout, drill_id))
+}
+
+/// Delete our nftables tables (one drill's, or all); verify none is left. Returns when the first
+/// was gone, and what was removed.
+fn clear_nft(nft: &Path, drill_id: Option<&str>, print: bool) -> Result<(i64, Option<String>)> {
+    let found = nft_tables(nft, drill_id)?;
+    let mut stopped = now_ns();
+    for (i, t) in found.iter().enumerate() {
+        let c = nft::delete_table(nft, t);
+        if print {
+            tell(&c.display());
+        }
+        let o = cmd::run(&c)?;
+        if !o.ok() {
+            return Err(EvidenceError::failed(format!(
+                "command failed ({}): {}",
+                o.describe(),
+                c.display()
+            )));
+        }
+        if i == 0 {
+            stopped = now_ns();
+        }
+    }
+    let left = nft_tables(nft, drill_id)?;
+    if !left.is_empty() {
+        return Err(EvidenceError::failed(format!(
+            "nftables table(s) {} still present after clear",
+            left.join(",")
+        )));
+    }
+    Ok((
+        stopped,
+        (!found.is_empty()).then(|| format!("removed nftables table(s) {}", found.join(","))),
+    ))
 }
 
 /// Remove our chains (one drill's, or all) and the jumps into them; verify nothing is left.
@@ -993,11 +1185,55 @@ fn clear_netem(tc: &Path, iface: &str, print: bool) -> Result<(i64, Option<Strin
     ))
 }
 
+/// `clear --backend proxy`: our tags' faults (one drill's, or all), shown or removed.
+fn clear_proxy(cli: &Cli, drill: Option<&str>, removed: &mut Vec<String>) -> Result<()> {
+    let mut client = proxy::connect(&cli.proxy_control)?;
+    say("# clear")?;
+    let tag = drill.map(proxy::tag);
+    let found = proxy::ours(&mut client, tag.as_deref())?;
+    let mut tags: Vec<String> = Vec::new();
+    for f in &found {
+        if !tags.contains(&f.tag) {
+            tags.push(f.tag.clone());
+        }
+    }
+    for t in &tags {
+        say(&proxy::show(&cli.proxy_control, &proxy::clear_request(t)))?;
+        if cli.execute {
+            let (_, gone) = client.clear_tag(t)?;
+            removed.extend(
+                gone.iter()
+                    .map(proxy::describe)
+                    .map(|d| format!("removed {d}")),
+            );
+        }
+    }
+    if !cli.execute {
+        for f in &found {
+            cli::info(&format!("would remove {}", proxy::describe(f)));
+        }
+    }
+    Ok(())
+}
+
 fn clear_mode(cli: &Cli) -> Result<Exit> {
     let scenario = Scenario::from(cli.scenario);
     let drill = cli.drill_id.as_deref();
     let mut removed: Vec<String> = Vec::new();
     match cli.backend {
+        Backend::Nft => {
+            let nft = cmd::resolve(("--nft-cmd", &cli.nft_cmd), &["nft"])?;
+            say("# clear")?;
+            if cli.execute {
+                signals::install()?;
+                let (_, what) = clear_nft(&nft, drill, true)?;
+                removed.extend(what);
+            } else {
+                for t in nft_tables(&nft, drill)? {
+                    say(&nft::delete_table(&nft, &t).display())?;
+                }
+            }
+        }
         Backend::Netfilter if scenario == Scenario::Disconnect => {
             let fw = cmd::resolve(
                 ("--firewall-cmd", &cli.firewall_cmd),
@@ -1038,34 +1274,7 @@ fn clear_mode(cli: &Cli) -> Result<Exit> {
                 say(&netfilter::netem_clear(&tc, &cli.iface).display())?;
             }
         }
-        Backend::Proxy => {
-            let mut client = proxy::connect(&cli.proxy_control)?;
-            say("# clear")?;
-            let tag = drill.map(proxy::tag);
-            let found = proxy::ours(&mut client, tag.as_deref())?;
-            let mut tags: Vec<String> = Vec::new();
-            for f in &found {
-                if !tags.contains(&f.tag) {
-                    tags.push(f.tag.clone());
-                }
-            }
-            for t in &tags {
-                say(&proxy::show(&cli.proxy_control, &proxy::clear_request(t)))?;
-                if cli.execute {
-                    let (_, gone) = client.clear_tag(t)?;
-                    removed.extend(
-                        gone.iter()
-                            .map(proxy::describe)
-                            .map(|d| format!("removed {d}")),
-                    );
-                }
-            }
-            if !cli.execute {
-                for f in &found {
-                    cli::info(&format!("would remove {}", proxy::describe(f)));
-                }
-            }
-        }
+        Backend::Proxy => clear_proxy(cli, drill, &mut removed)?,
     }
     if cli.execute {
         if removed.is_empty() {
@@ -1090,7 +1299,7 @@ fn clear_mode(cli: &Cli) -> Result<Exit> {
             iface: cli.iface.clone(),
             delay_ms: cli.delay_ms.to_string(),
             jitter_ms: cli.jitter_ms.to_string(),
-            loss_percent: compat::python_float_text(cli.loss_percent),
+            loss_percent: fault_event::python_float_text(cli.loss_percent),
             extra: Vec::new(),
         };
         let mut ev = FaultEvent::new(
@@ -1103,7 +1312,7 @@ fn clear_mode(cli: &Cli) -> Result<Exit> {
         );
         ev.drill_id = cli.drill_id.clone();
         ev.backend = Some(cli.backend.name().to_string());
-        compat::append_fault_event(Path::new(&cli.event_log_file), &ev)?;
+        fault_event::append_fault_event(Path::new(&cli.event_log_file), &ev)?;
     }
     Ok(Exit::Pass)
 }
@@ -1133,7 +1342,7 @@ fn spawn_reaper(ctx: &Ctx<'_>, prepared: &Prepared) -> Result<Child> {
         Prepared::Netem { tc, .. } => {
             c.arg("--tc-cmd").arg(tc);
         }
-        Prepared::Proxy { .. } => {}
+        Prepared::Proxy { .. } | Prepared::Nft { .. } => {}
     }
     c.stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -18,8 +18,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
 
-use fault_proxy::control::{Client, FaultInfo, PairStatus, Request};
-use fault_proxy::spec::{Direction, Fault, StallPer};
+use reconnect_core::control::{Client, FaultInfo, PairStatus, Request};
+use reconnect_core::spec::{Direction, Fault, StallPer};
 
 use evidence_core::{EvidenceError, Result};
 
@@ -31,13 +31,13 @@ pub const LOSS_STALL_MS: u64 = 200;
 /// The faults of a scenario.
 #[must_use]
 pub fn faults(
-    scenario: evidence_core::compat::Scenario,
+    scenario: reconnect_core::fault_event::Scenario,
     reset: bool,
     delay_ms: u64,
     jitter_ms: u64,
     loss_percent: f64,
 ) -> Vec<Fault> {
-    use evidence_core::compat::Scenario as S;
+    use reconnect_core::fault_event::Scenario as S;
     let latency = |jitter_ms| Fault::Latency {
         direction: Direction::Upstream,
         delay_ms,
@@ -224,7 +224,7 @@ pub fn describe(f: &FaultInfo) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use evidence_core::compat::Scenario;
+    use reconnect_core::fault_event::Scenario;
 
     #[test]
     fn mapping() {

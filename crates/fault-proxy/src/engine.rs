@@ -39,11 +39,11 @@ use nix::fcntl::{SpliceFFlags, splice};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::os::fd::AsFd;
 
-use crate::control::{FaultInfo, PairStatus, Request, Response};
 use crate::events::{ClearReason, Event, EventLog, PairAddr};
-use crate::spec::{Fault, MAX_MS, PairSpec, StallPer, Way};
 use evidence_core::time::now_ns;
 use evidence_core::{EvidenceError, Result};
+use reconnect_core::control::{FaultInfo, PairStatus, Request, Response};
+use reconnect_core::spec::{Fault, MAX_MS, PairSpec, StallPer, Way};
 
 /// Size of each pump's buffer.
 pub const BUF_SIZE: usize = 64 * 1024;
@@ -62,22 +62,6 @@ const NAP: Duration = Duration::from_millis(50);
 const MAX_IN_FLIGHT: usize = 8 << 20;
 /// Default spin of the one-thread phase after each forwarded chunk (chosen by measurement).
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(100);
-
-impl Way {
-    fn other(self) -> Way {
-        match self {
-            Way::Upstream => Way::Downstream,
-            Way::Downstream => Way::Upstream,
-        }
-    }
-
-    fn short(self) -> &'static str {
-        match self {
-            Way::Upstream => "up",
-            Way::Downstream => "down",
-        }
-    }
-}
 
 fn way_bit(way: Way) -> u8 {
     match way {
@@ -418,7 +402,7 @@ impl Proxy {
 
     fn apply(&self, pair: &str, fault: &Fault, tag: &str, ttl_ms: Option<u64>) -> Response {
         if let Err(e) = fault.validate() {
-            return Response::error("apply", e);
+            return Response::error("apply", e.to_string());
         }
         if tag.trim().is_empty() {
             return Response::error("apply", "apply: tag: expected the drill id, found \"\"");

@@ -8,8 +8,8 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::Fault;
 use evidence_core::{EvidenceError, Result};
+use reconnect_core::spec::Fault;
 
 /// A listen → upstream pair as announced in `proxy.ready`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

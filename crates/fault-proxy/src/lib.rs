@@ -10,7 +10,7 @@
 pub mod control;
 pub mod engine;
 pub mod events;
-pub mod spec;
+pub use reconnect_core::spec;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use evidence_core::time::now_ns;
 use evidence_core::{EvidenceError, Exit, Result, signals};
 
 use crate::events::{Event, EventLog};
-use crate::spec::PairSpec;
+use reconnect_core::spec::PairSpec;
 
 const AFTER_HELP: &str = "\
 FAULTS (apply them through the control socket, JSON lines; see docs/formats.md):
@@ -58,7 +58,11 @@ pub struct Cli {
     pub pairs: Vec<PairSpec>,
 
     /// The control socket (Unix, JSON lines). A stale socket file is replaced.
-    #[arg(long, value_name = "PATH")]
+    #[arg(
+        long = "control-socket",
+        visible_alias = "control",
+        value_name = "PATH"
+    )]
     pub control: PathBuf,
 
     /// Append every ready/apply/clear/expiry/stop event to this JSONL file.

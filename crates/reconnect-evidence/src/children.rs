@@ -125,6 +125,21 @@ impl Children {
         }
     }
 
+    /// The long-running children (all but `except`) that have exited by now, by name: a
+    /// child that died during the drill. Those found are forgotten, as with [`Self::exited`].
+    pub fn died(&mut self, except: &[&str]) -> Vec<String> {
+        let names: Vec<String> = self
+            .running
+            .iter()
+            .map(|r| r.name.clone())
+            .filter(|n| !except.contains(&n.as_str()))
+            .collect();
+        names
+            .into_iter()
+            .filter(|n| self.exited(n).is_some())
+            .collect()
+    }
+
     fn finish(&mut self, record: usize, st: &ExitStatus) {
         if let Some(rec) = self.records.get_mut(record) {
             rec["stopped_ts_ns"] = json!(now_ns());

@@ -6,8 +6,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
 use evidence_core::Result;
-use evidence_core::compat::{HealthSample, HealthState, parse_health_line};
 use evidence_core::error::EvidenceError;
+use reconnect_core::probe_log::{HealthSample, HealthState, parse_health_line};
 
 /// The samples of a probe log read so far.
 pub struct HealthTail {
@@ -97,25 +97,22 @@ impl HealthTail {
         run
     }
 
-    /// True when the probe went unhealthy after `apply_ns`, was healthy again by `clear_ns` (its
-    /// last sample at or before the clear says healthy) and stayed healthy until `until_ns`: the
-    /// recovery happened during the hold, and a healthy line after the clear is no recovery moment
-    /// (slo-report's `recovered_before_clear`: recovery at the clear).
+    /// The probe's state at `ts_ns`: the last sample at or before it.
     #[must_use]
-    pub fn recovered_before_clear(&self, apply_ns: i64, clear_ns: i64, until_ns: i64) -> bool {
-        let dipped = self.samples.iter().any(|s| {
-            s.ts_ns > apply_ns && s.ts_ns <= clear_ns && s.state == HealthState::Unhealthy
-        });
-        let at_clear = self
-            .samples
+    pub fn state_at(&self, ts_ns: i64) -> Option<HealthState> {
+        self.samples
             .iter()
-            .filter(|s| s.ts_ns <= clear_ns)
+            .filter(|s| s.ts_ns <= ts_ns)
             .max_by_key(|s| s.ts_ns)
-            .map(|s| s.state);
-        let stayed = !self.samples.iter().any(|s| {
-            s.ts_ns > clear_ns && s.ts_ns <= until_ns && s.state == HealthState::Unhealthy
-        });
-        dipped && at_clear == Some(HealthState::Healthy) && stayed
+            .map(|s| s.state)
+    }
+
+    /// True when an unhealthy sample lies in `(from_ns, to_ns]`.
+    #[must_use]
+    pub fn unhealthy_between(&self, from_ns: i64, to_ns: i64) -> bool {
+        self.samples
+            .iter()
+            .any(|s| s.ts_ns > from_ns && s.ts_ns <= to_ns && s.state == HealthState::Unhealthy)
     }
 
     /// True when the last sample says unhealthy at or after `after_ns`.
@@ -157,18 +154,12 @@ mod tests {
         t.poll().unwrap();
         assert_eq!(t.healthy_since(0), Some(50));
         assert_eq!(t.healthy_since(60), None);
-        // Unhealthy at 40 and healthy again at 50, both inside a window 35..55: recovered before
-        // its clear; not when the window closes before the recovery, nor when it dips again.
-        writeln!(f, "[health] ts_ns=60 state=healthy").unwrap();
-        t.poll().unwrap();
-        assert!(t.recovered_before_clear(35, 55, 60));
-        assert!(!t.recovered_before_clear(35, 45, 60));
-        assert!(!t.recovered_before_clear(40, 55, 60));
-        writeln!(f, "[health] ts_ns=70 state=unhealthy").unwrap();
-        t.poll().unwrap();
-        assert!(!t.recovered_before_clear(35, 55, 80));
+        assert_eq!(t.state_at(45), Some(HealthState::Unhealthy));
+        assert_eq!(t.state_at(5), None);
+        assert!(t.unhealthy_between(35, 40));
+        assert!(!t.unhealthy_between(40, 50));
         writeln!(f, "[health] ts_ns=x state=healthy").unwrap();
         let e = t.poll().unwrap_err().to_string();
-        assert!(e.contains("probe.log:9"), "{e}");
+        assert!(e.contains("probe.log:7"), "{e}");
     }
 }

@@ -10,7 +10,6 @@
 //! exit status is the drill's verdict. Every run has a fresh folder (`<runtime>/reconnect/<id>/`).
 
 pub mod children;
-pub mod crosscheck;
 pub mod health;
 pub mod reaper;
 pub mod scenario;
@@ -26,15 +25,19 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use ctp_config::{CtpConfig, Environment, Front, PasswordSource};
 use evidence_core::cli::{self, EXIT_STATUS_HELP};
-use evidence_core::compat::{FaultEventReader, Phase, Scenario};
 use evidence_core::io::write_atomic;
 use evidence_core::lock::LockFile;
 use evidence_core::process::{RunOptions, run_command};
 use evidence_core::provenance::Provenance;
 use evidence_core::time::{format_utc, now_ns};
 use evidence_core::{EvidenceError, Exit, Result, signals};
+use reconnect_core::crosscheck;
+use reconnect_core::fault_event::{FaultEventReader, Phase, Scenario};
+use reconnect_core::probe_events::read_probe_events;
+use reconnect_core::recovery::{NotRecovered, Outcome, RecoverySearch};
+use reconnect_core::sim_events::read_sim_events;
 use serde_json::{Value, json};
-use trading_calendar::{Calendar, NightSelect};
+use trading_calendar::guard::{GuardArgs, SessionGuard};
 
 use crate::children::{Children, describe};
 use crate::health::{HealthTail, Settled};
@@ -124,14 +127,72 @@ fn value_name<T: ValueEnum>(v: T) -> String {
 #[derive(Debug, Parser)]
 #[command(version, after_help = format!("{AFTER_HELP}\n\n{EXIT_STATUS_HELP}"))]
 pub struct Cli {
-    /// The platform's own probe, run as `<probe> <config> --monitor-seconds N
-    /// --health-interval-ms M`; its stdout is the probe log, its stderr goes to probe.err in the
-    /// run folder [default: ctp-probe next to this program, which also writes JSONL events].
-    #[arg(long, value_name = "PATH")]
-    pub probe_bin: Option<PathBuf>,
     /// CTP config.
     #[arg(long, default_value = "configs/sim/ctp.yaml")]
     pub config: PathBuf,
+    /// CTP API folder: for the preflight, and LD_LIBRARY_PATH of a --probe-bin.
+    #[arg(
+        long,
+        default_value = "ctp_api/v6.7.11_20250617_api_traderapi_se_linux64"
+    )]
+    pub ctp_lib_dir: PathBuf,
+    /// Operator [default: $USER].
+    #[arg(long)]
+    pub operator: Option<String>,
+    /// Do not run ctp-preflight.
+    #[arg(long)]
+    pub skip_preflight: bool,
+    /// Real config: configs to try when the preflight fails and names reachable groups.
+    #[arg(
+        long,
+        default_value = "configs/sim/ctp_trading_hours_group2.yaml,configs/sim/ctp_trading_hours_group3.yaml"
+    )]
+    pub fallback_configs: String,
+    /// Try --fallback-configs when the preflight fails (default).
+    #[arg(long, overrides_with = "no_auto_fallback_trading_groups")]
+    pub auto_fallback_trading_groups: bool,
+    /// Do not try --fallback-configs.
+    #[arg(long)]
+    pub no_auto_fallback_trading_groups: bool,
+    /// Local: where the simulator listens.
+    #[arg(long, value_enum, default_value = "config")]
+    pub local_ports: LocalPorts,
+    /// Runtime folder: the run folder is `<runtime-dir>/reconnect/<drill id>/`.
+    #[arg(long, default_value = "runtime")]
+    pub runtime_dir: PathBuf,
+    /// Drill id (tags the faults; names the run folder); default `rc-<UTC time>-<random>`.
+    #[arg(long, value_name = "ID", value_parser = parse_drill_id)]
+    pub drill_id: Option<String>,
+    /// (internal) run as the children's reaper of the drill with this pid.
+    #[arg(long, hide = true, requires = "reap_pids")]
+    pub reap_parent: Option<i32>,
+    /// (internal) the reaper's pids file.
+    #[arg(long, hide = true)]
+    pub reap_pids: Option<PathBuf>,
+    /// Where the drill writes (copies of its run-folder files and the report files).
+    #[command(flatten)]
+    pub outputs: Outputs,
+    /// The programs the drill runs (default: ours, next to this program).
+    #[command(flatten)]
+    pub tools: ToolArgs,
+    /// What is passed to slo-report.
+    #[command(flatten)]
+    pub report: ReportArgs,
+    /// Dry run, refusals and the session guard.
+    #[command(flatten)]
+    pub safety: Safety,
+    /// The faults: scenarios, their parameters and targets.
+    #[command(flatten)]
+    pub plan: Plan,
+    /// Probe, preflight and recovery timing.
+    #[command(flatten)]
+    pub timing: Timing,
+}
+
+/// Where the drill writes (copies of its run-folder files and the report files).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Outputs")]
+pub struct Outputs {
     /// Copy of the drill's probe log, replaced at the end of every drill (the run folder keeps the
     /// original).
     #[arg(long, default_value = "runtime/reconnect_probe.log")]
@@ -160,6 +221,17 @@ pub struct Cli {
     /// SVG timeline of health against the fault windows.
     #[arg(long, default_value = "docs/results/reconnect_timeline.svg")]
     pub timeline_svg: PathBuf,
+}
+
+/// The programs the drill runs (default: ours, next to this program).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Tools")]
+pub struct ToolArgs {
+    /// The platform's own probe, run as `<probe> <config> --monitor-seconds N
+    /// --health-interval-ms M`; its stdout is the probe log, its stderr goes to probe.err in the
+    /// run folder [default: ctp-probe next to this program, which also writes JSONL events].
+    #[arg(long, value_name = "PATH")]
+    pub probe_bin: Option<PathBuf>,
     /// The fault injector [default: fault-inject next to this program].
     #[arg(long, value_name = "PATH")]
     pub fault_script: Option<PathBuf>,
@@ -175,35 +247,12 @@ pub struct Cli {
     /// The fault proxy [default: fault-proxy next to this program].
     #[arg(long, value_name = "PATH")]
     pub proxy_bin: Option<PathBuf>,
-    /// CTP API folder: for the preflight, and LD_LIBRARY_PATH of a --probe-bin.
-    #[arg(
-        long,
-        default_value = "ctp_api/v6.7.11_20250617_api_traderapi_se_linux64"
-    )]
-    pub ctp_lib_dir: PathBuf,
-    /// Interface for netem (real config).
-    #[arg(long, default_value = "eth0")]
-    pub iface: String,
-    /// Disconnect by reset or by drop.
-    #[arg(long, value_enum, default_value = "reset")]
-    pub disconnect_mode: DisconnectMode,
-    /// Fault target IPv4 (real config) [default: the host of the config's fronts].
-    #[arg(long)]
-    pub target_ip: Option<String>,
-    /// Fault target ports, comma-separated (real config) [default: the config's front ports].
-    #[arg(long)]
-    pub ports: Option<String>,
-    /// Passed to the probe [default: long enough for the whole plan; the drill stops the probe
-    /// itself].
-    #[arg(long, allow_negative_numbers = true)]
-    pub monitor_seconds: Option<i64>,
-    /// Passed to the probe: interval of its periodic [health] lines (state changes are written at
-    /// once by ctp-probe).
-    #[arg(long, default_value_t = 1000)]
-    pub health_interval_ms: u64,
-    /// Deadline for the probe's first healthy state (the original slept this long instead).
-    #[arg(long, default_value_t = 30)]
-    pub warmup_seconds: u64,
+}
+
+/// What is passed to slo-report.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Report")]
+pub struct ReportArgs {
     /// Recovery P99 target, seconds.
     #[arg(long, default_value_t = 10.0)]
     pub target_p99_sec: f64,
@@ -219,9 +268,10 @@ pub struct Cli {
     /// Passed to slo-report.
     #[arg(long, value_enum, default_value = "unknown")]
     pub storage_timescale_health: StorageHealth,
-    /// Operator [default: $USER].
-    #[arg(long)]
-    pub operator: Option<String>,
+    /// Passed to slo-report: a prod-like health report the storage SLIs are measured from
+    /// (without it, and without the two flags above, they are not measured).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["storage_redis_health", "storage_timescale_health"])]
+    pub prodlike_health_file: Option<PathBuf>,
     /// Host shown in the report [default: this host's name].
     #[arg(long, default_value = "")]
     pub host: String,
@@ -231,28 +281,15 @@ pub struct Cli {
     /// Config profile shown in the report [default: the config path used].
     #[arg(long, default_value = "")]
     pub config_profile: String,
-    /// Scenarios, comma-separated, in order (duplicates repeat): disconnect, latency, jitter,
-    /// loss, combined.
-    #[arg(long, default_value = "disconnect,jitter,loss,combined")]
-    pub scenarios: String,
-    /// Do not run ctp-preflight.
+    /// slo-report --no-fail: exit 0 even when the SLO is missed.
     #[arg(long)]
-    pub skip_preflight: bool,
-    /// Preflight connect timeout, ms (at least 100).
-    #[arg(long, default_value_t = 1200)]
-    pub preflight_timeout_ms: u64,
-    /// Real config: configs to try when the preflight fails and names reachable groups.
-    #[arg(
-        long,
-        default_value = "configs/sim/ctp_trading_hours_group2.yaml,configs/sim/ctp_trading_hours_group3.yaml"
-    )]
-    pub fallback_configs: String,
-    /// Try --fallback-configs when the preflight fails (default).
-    #[arg(long, overrides_with = "no_auto_fallback_trading_groups")]
-    pub auto_fallback_trading_groups: bool,
-    /// Do not try --fallback-configs.
-    #[arg(long)]
-    pub no_auto_fallback_trading_groups: bool,
+    pub no_fail: bool,
+}
+
+/// Dry run, refusals and the session guard.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Safety")]
+pub struct Safety {
     /// Run the drill for real (without it, the plan is printed and nothing runs).
     #[arg(long)]
     pub execute_faults: bool,
@@ -277,6 +314,16 @@ pub struct Cli {
     /// Judge the trading session at this RFC 3339 instant instead of now (for checks and tests).
     #[arg(long, hide = true)]
     pub at: Option<String>,
+}
+
+/// The faults: scenarios, their parameters and targets.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Plan")]
+pub struct Plan {
+    /// Scenarios, comma-separated, in order (duplicates repeat): disconnect, latency, jitter,
+    /// loss, combined.
+    #[arg(long, default_value = "disconnect,jitter,loss,combined")]
+    pub scenarios: String,
     /// Hold of every scenario, ms [default: the original's table, 20 s disconnect, 30 s others].
     /// A hold that is not whole seconds runs fault-inject with --hold-interruptible and ends it
     /// by SIGTERM after the hold.
@@ -291,10 +338,40 @@ pub struct Cli {
     /// Loss of loss and combined, percent [default: 5, 3].
     #[arg(long, value_name = "PERCENT")]
     pub loss_percent: Option<f64>,
+    /// Disconnect by reset or by drop.
+    #[arg(long, value_enum, default_value = "reset")]
+    pub disconnect_mode: DisconnectMode,
+    /// Fault target IPv4 (real config) [default: the host of the config's fronts].
+    #[arg(long)]
+    pub target_ip: Option<String>,
+    /// Fault target ports, comma-separated (real config) [default: the config's front ports].
+    #[arg(long)]
+    pub ports: Option<String>,
+    /// Interface for netem (real config).
+    #[arg(long, default_value = "eth0")]
+    pub iface: String,
+}
+
+/// Probe, preflight and recovery timing.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Timing")]
+pub struct Timing {
+    /// Passed to the probe [default: long enough for the whole plan; the drill stops the probe
+    /// itself].
+    #[arg(long, allow_negative_numbers = true)]
+    pub monitor_seconds: Option<i64>,
+    /// Passed to the probe: interval of its periodic [health] lines (state changes are written at
+    /// once by ctp-probe).
+    #[arg(long, default_value_t = 1000)]
+    pub health_interval_ms: u64,
+    /// Deadline for the probe's first healthy state (the original slept this long instead).
+    #[arg(long, default_value_t = 30)]
+    pub warmup_seconds: u64,
     /// After each clear, wait at most this long for the probe to be healthy again.
     #[arg(long, default_value_t = 60)]
     pub recovery_timeout_sec: u64,
-    /// The probe must stay healthy this long before the next fault (and before the first).
+    /// The probe must stay healthy this long before the next fault (and before the first); the
+    /// recovery rule's settle interval (passed to slo-report).
     #[arg(long, default_value_t = 1000)]
     pub settle_ms: u64,
     /// ctp-probe's --heartbeat-timeout-ms (not passed to a --probe-bin).
@@ -304,24 +381,13 @@ pub struct Cli {
     /// its liveness depends on its own requests crossing the fault, as a CTP client's heartbeat.
     #[arg(long, default_value_t = 0)]
     pub sim_heartbeat_ms: u64,
-    /// Local: where the simulator listens.
-    #[arg(long, value_enum, default_value = "config")]
-    pub local_ports: LocalPorts,
-    /// Runtime folder: the run folder is `<runtime-dir>/reconnect/<drill id>/`.
-    #[arg(long, default_value = "runtime")]
-    pub runtime_dir: PathBuf,
-    /// Drill id (tags the faults; names the run folder); default `rc-<UTC time>-<random>`.
-    #[arg(long, value_name = "ID", value_parser = parse_drill_id)]
-    pub drill_id: Option<String>,
-    /// slo-report --no-fail: exit 0 even when the SLO is missed.
-    #[arg(long)]
-    pub no_fail: bool,
-    /// (internal) run as the children's reaper of the drill with this pid.
-    #[arg(long, hide = true, requires = "reap_pids")]
-    pub reap_parent: Option<i32>,
-    /// (internal) the reaper's pids file.
-    #[arg(long, hide = true)]
-    pub reap_pids: Option<PathBuf>,
+    /// Local drills with ctp-probe: a recovery moment that differs from ctp-front-sim's own log
+    /// by more than this fails the drill (the probe's figures are not trustworthy).
+    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub sim_agreement_bound_ms: u64,
+    /// Preflight connect timeout, ms (at least 100).
+    #[arg(long, default_value_t = 1200)]
+    pub preflight_timeout_ms: u64,
 }
 
 #[cfg(test)]
@@ -367,18 +433,11 @@ mod tests {
     }
 }
 
+/// One drill-id rule for every drill (evidence_core::drill::DrillId: no `.`/`..`, no `/`).
 fn parse_drill_id(s: &str) -> std::result::Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
-    if ok && s != "." && s != ".." {
-        Ok(s.to_string())
-    } else {
-        Err(format!(
-            "expected 1-64 characters of A-Z a-z 0-9 - _ . :, found {s:?}"
-        ))
-    }
+    evidence_core::drill::DrillId::new(s)
+        .map(|d| d.as_str().to_string())
+        .map_err(|e| e.to_string())
 }
 
 pub use evidence_core::process::shell_quote as quote;
@@ -460,7 +519,7 @@ fn assess(cli: &Cli, path: &Path) -> Result<Assessed> {
     }
     let cfg = CtpConfig::load(path)?;
     if cfg.values.environment == Some(Environment::Prod) {
-        if cli.allow_production {
+        if cli.safety.allow_production {
             cli::warn(&format!(
                 "{}: a production config (environment prod); running because of --allow-production",
                 path.display()
@@ -487,7 +546,7 @@ fn assess(cli: &Cli, path: &Path) -> Result<Assessed> {
     let guard = if local {
         "session guard: not applicable (local simulator)".to_string()
     } else {
-        session_guard(cli)?
+        session_guard(cli, &[trader.to_string(), market.to_string()])?
     };
     Ok(Assessed {
         path: path.to_path_buf(),
@@ -499,65 +558,16 @@ fn assess(cli: &Cli, path: &Path) -> Result<Assessed> {
     })
 }
 
-fn session_guard(cli: &Cli) -> Result<String> {
-    let cal = Calendar::load_default(cli.calendar.as_deref())?;
-    let now = match &cli.at {
-        None => now_ns(),
-        Some(t) => trading_calendar::parse_rfc3339(t)
-            .ok_or_else(|| EvidenceError::usage(format!("--at: expected RFC 3339, found {t:?}")))?,
-    };
-    let margin = i64::from(cli.session_margin_minutes) * 60 * 1_000_000_000;
-    let cal_err = |e: trading_calendar::CalendarError| {
-        EvidenceError::failed(format!("{e} (calendar {})", cal.label))
-    };
-    let at = cal.format_local(now);
-    let near = match cal.session_near(now, margin, &NightSelect::Latest) {
-        Ok(n) => n,
-        Err(e) if cli.allow_in_session => {
-            return Ok(format!(
-                "session guard: cannot judge {at}: {}; running because of --allow-in-session",
-                cal_err(e)
-            ));
-        }
-        Err(e) => return Err(cal_err(e)),
-    };
-    let Some(sess) = near else {
-        return Ok(format!(
-            "session guard: no trading session within {} min of {at}",
-            cli.session_margin_minutes
-        ));
-    };
-    let (d, a) = cal.local(sess.start_ns);
-    let (_, b) = cal.local(sess.end_ns);
-    let how = if sess.start_ns <= now && now < sess.end_ns {
-        "inside".to_string()
-    } else {
-        format!("within {} min of", cli.session_margin_minutes)
-    };
-    let what = format!(
-        "{at} is {how} the {} session {d} {}-{} +08:00 (trading day {})",
-        sess.kind,
-        Calendar::hhmm(a),
-        Calendar::hhmm(b),
-        sess.trading_day
-    );
-    if cli.allow_in_session {
-        return Ok(format!(
-            "session guard: {what}; running because of --allow-in-session"
-        ));
-    }
-    let next = cal
-        .next_free_window(now, margin, &NightSelect::Latest)
-        .map(|w| {
-            format!(
-                "; next allowed window from {}",
-                cal.format_local(w.start_ns)
-            )
-        })
-        .unwrap_or_default();
-    Err(EvidenceError::failed(format!(
-        "refusing to drill inside a trading session: {what}{next} (pass --allow-in-session to force)"
-    )))
+/// The one session guard (trading_calendar::guard) on the drill's fronts, with this tool's
+/// flags (`--at` is the guard's `--session-at`).
+fn session_guard(cli: &Cli, fronts: &[String]) -> Result<String> {
+    let guard = SessionGuard::try_from(&GuardArgs {
+        allow_in_session: cli.safety.allow_in_session,
+        calendar: cli.safety.calendar.clone(),
+        session_margin_minutes: cli.safety.session_margin_minutes,
+        session_at: cli.safety.at.clone(),
+    })?;
+    Ok(guard.check(guard.now(), fronts)?.reason)
 }
 
 /// Every path and binary of the drill.
@@ -574,27 +584,33 @@ struct Tools {
 fn tools(cli: &Cli) -> Result<Tools> {
     let t = Tools {
         probe: cli
+            .tools
             .probe_bin
             .clone()
             .unwrap_or_else(|| sibling("ctp-probe")),
-        ours: cli.probe_bin.is_none(),
+        ours: cli.tools.probe_bin.is_none(),
         fault: cli
+            .tools
             .fault_script
             .clone()
             .unwrap_or_else(|| sibling("fault-inject")),
         report: cli
+            .tools
             .report_script
             .clone()
             .unwrap_or_else(|| sibling("slo-report")),
         preflight: cli
+            .tools
             .preflight_bin
             .clone()
             .unwrap_or_else(|| sibling("ctp-preflight")),
         sim: cli
+            .tools
             .sim_bin
             .clone()
             .unwrap_or_else(|| sibling("ctp-front-sim")),
         proxy: cli
+            .tools
             .proxy_bin
             .clone()
             .unwrap_or_else(|| sibling("fault-proxy")),
@@ -641,7 +657,7 @@ impl Drill<'_> {
     }
 
     fn monitor_seconds(&self) -> i64 {
-        if let Some(m) = self.cli.monitor_seconds {
+        if let Some(m) = self.cli.timing.monitor_seconds {
             return m;
         }
         let per_step: u64 = self
@@ -650,11 +666,11 @@ impl Drill<'_> {
             .map(|s| {
                 s.duration_sec()
                     + 60
-                    + self.cli.recovery_timeout_sec
-                    + self.cli.settle_ms.div_ceil(1000)
+                    + self.cli.timing.recovery_timeout_sec
+                    + self.cli.timing.settle_ms.div_ceil(1000)
             })
             .sum();
-        i64::try_from(self.cli.warmup_seconds + per_step + 120).unwrap_or(i64::MAX)
+        i64::try_from(self.cli.timing.warmup_seconds + per_step + 120).unwrap_or(i64::MAX)
     }
 
     fn sim_argv(&self, trader_port: u16, market_port: u16) -> Vec<String> {
@@ -667,7 +683,7 @@ impl Drill<'_> {
             "--market-port".into(),
             market_port.to_string(),
             "--heartbeat-ms".into(),
-            self.cli.sim_heartbeat_ms.to_string(),
+            self.cli.timing.sim_heartbeat_ms.to_string(),
             "--event-log".into(),
             s(&self.p("sim_events.jsonl")),
             "--ports-file".into(),
@@ -699,7 +715,7 @@ impl Drill<'_> {
             "--ctp-lib-dir".into(),
             s(&self.cli.ctp_lib_dir),
             "--connect-timeout-ms".into(),
-            self.cli.preflight_timeout_ms.max(100).to_string(),
+            self.cli.timing.preflight_timeout_ms.max(100).to_string(),
             "--runtime-dir".into(),
             s(&self.run_dir),
         ]
@@ -712,7 +728,7 @@ impl Drill<'_> {
             "--monitor-seconds".into(),
             self.monitor_seconds().to_string(),
             "--health-interval-ms".into(),
-            self.cli.health_interval_ms.to_string(),
+            self.cli.timing.health_interval_ms.to_string(),
         ];
         if self.tools.ours {
             v.extend([
@@ -721,7 +737,7 @@ impl Drill<'_> {
                 "--events-file".into(),
                 s(&self.p("probe_events.jsonl")),
             ]);
-            if let Some(h) = self.cli.heartbeat_timeout_ms {
+            if let Some(h) = self.cli.timing.heartbeat_timeout_ms {
                 v.extend(["--heartbeat-timeout-ms".into(), h.to_string()]);
             }
         }
@@ -730,7 +746,7 @@ impl Drill<'_> {
 
     fn fault_argv(&self, step: &Step, sim_ports: Option<(String, String)>) -> Vec<String> {
         let mut v = Vec::new();
-        if self.cli.use_sudo && !self.a.local {
+        if self.cli.safety.use_sudo && !self.a.local {
             v.extend(["sudo".to_string(), "-n".to_string()]);
         }
         v.extend([
@@ -750,12 +766,12 @@ impl Drill<'_> {
         if step.scenario == Scenario::Disconnect {
             v.extend([
                 "--disconnect-mode".into(),
-                self.cli.disconnect_mode.as_str().into(),
+                self.cli.plan.disconnect_mode.as_str().into(),
             ]);
         } else {
             v.extend([
                 "--iface".into(),
-                self.cli.iface.clone(),
+                self.cli.plan.iface.clone(),
                 "--delay-ms".into(),
                 step.delay_ms.to_string(),
                 "--jitter-ms".into(),
@@ -781,37 +797,54 @@ impl Drill<'_> {
             v.extend(["--backend".into(), "netfilter".into()]);
         }
         v.extend(["--drill-id".into(), self.drill_id.clone()]);
+        if !self.a.local {
+            // fault-inject applies the same session guard itself: the same verdict.
+            v.extend([
+                "--session-margin-minutes".into(),
+                self.cli.safety.session_margin_minutes.to_string(),
+            ]);
+            if let Some(c) = &self.cli.safety.calendar {
+                v.extend(["--calendar".into(), c.display().to_string()]);
+            }
+            if let Some(t) = &self.cli.safety.at {
+                v.extend(["--session-at".into(), t.clone()]);
+            }
+            if self.cli.safety.allow_in_session {
+                v.push("--allow-in-session".into());
+            }
+        }
         if step.sub_second() {
             v.push("--hold-interruptible".into());
         }
         // As the original: `--execute` follows --execute-faults (a --dry-run shows it too).
-        if self.cli.execute_faults {
+        if self.cli.safety.execute_faults {
             v.push("--execute".into());
         }
         v
     }
 
-    fn report_argv(&self) -> Vec<String> {
+    /// slo-report's command line; `measured` adds what the drill itself measured.
+    fn report_argv(&self, measured: &[String]) -> Vec<String> {
         let c = self.cli;
-        let chain = match c.strategy_bridge_chain_status {
+        let chain = match c.report.strategy_bridge_chain_status {
             ChainStatus::Unknown | ChainStatus::Auto => "unknown",
             ChainStatus::Complete => "complete",
             ChainStatus::Incomplete => "incomplete",
         };
-        let profile = if c.config_profile.is_empty() {
+        let profile = if c.report.config_profile.is_empty() {
             s(&self.a.path)
         } else {
-            c.config_profile.clone()
+            c.report.config_profile.clone()
         };
-        let host = if c.host.is_empty() {
+        let host = if c.report.host.is_empty() {
             evidence_core::provenance::hostname()
         } else {
-            c.host.clone()
+            c.report.host.clone()
         };
         let interface = if self.a.local {
             "fault-proxy".to_string()
         } else {
-            c.iface.clone()
+            c.plan.iface.clone()
         };
         vec![
             s(&self.tools.report),
@@ -820,19 +853,19 @@ impl Drill<'_> {
             "--probe-log-file".into(),
             s(&self.p("probe.log")),
             "--output-file".into(),
-            s(&c.report_file),
+            s(&c.outputs.report_file),
             "--health-json-file".into(),
-            s(&c.health_json_file),
+            s(&c.outputs.health_json_file),
             "--health-markdown-file".into(),
-            s(&c.health_markdown_file),
+            s(&c.outputs.health_markdown_file),
             "--alert-json-file".into(),
-            s(&c.alert_json_file),
+            s(&c.outputs.alert_json_file),
             "--alert-markdown-file".into(),
-            s(&c.alert_markdown_file),
+            s(&c.outputs.alert_markdown_file),
             "--target-p99-sec".into(),
-            fmt_g(c.target_p99_sec),
+            fmt_g(c.report.target_p99_sec),
             "--strategy-bridge-target-ms".into(),
-            fmt_g(c.strategy_bridge_target_ms),
+            fmt_g(c.report.strategy_bridge_target_ms),
             "--strategy-bridge-chain-status".into(),
             chain.into(),
             "--strategy-bridge-chain-source".into(),
@@ -844,30 +877,104 @@ impl Drill<'_> {
             "--strategy-bridge-order-key-count".into(),
             "0".into(),
             "--storage-redis-health".into(),
-            value_name(c.storage_redis_health),
+            value_name(c.report.storage_redis_health),
             "--storage-timescale-health".into(),
-            value_name(c.storage_timescale_health),
+            value_name(c.report.storage_timescale_health),
+        ]
+        .into_iter()
+        .chain(
+            c.report
+                .prodlike_health_file
+                .iter()
+                .flat_map(|p| ["--prodlike-health-file".to_string(), s(p)]),
+        )
+        .chain([
             "--operator".into(),
             evidence_core::provenance::default_operator(c.operator.as_deref()),
             "--host".into(),
             host,
             "--build".into(),
-            c.build.clone(),
+            c.report.build.clone(),
             "--config-profile".into(),
             profile,
             "--interface".into(),
             interface,
             "--samples-csv".into(),
-            s(&c.samples_csv),
+            s(&c.outputs.samples_csv),
             "--timeline-svg".into(),
-            s(&c.timeline_svg),
+            s(&c.outputs.timeline_svg),
             "--drill-id".into(),
             self.drill_id.clone(),
-        ]
-        .into_iter()
-        .chain(c.no_fail.then(|| "--no-fail".to_string()))
+            "--settle-ms".into(),
+            c.timing.settle_ms.to_string(),
+        ])
+        .chain(measured.iter().cloned())
+        .chain(c.report.no_fail.then(|| "--no-fail".to_string()))
         .collect()
     }
+}
+
+/// The usage checks of the flags (before any file is read); the scenario overrides.
+fn validate(cli: &Cli) -> Result<Overrides> {
+    let overrides = Overrides {
+        hold_ms: cli.plan.hold_ms,
+        delay_ms: cli.plan.delay_ms,
+        jitter_ms: cli.plan.jitter_ms,
+        loss_percent: cli.plan.loss_percent,
+    };
+    if cli.plan.hold_ms == Some(0) {
+        return Err(EvidenceError::usage("--hold-ms: expected > 0, found 0"));
+    }
+    if let Some(l) = cli.plan.loss_percent
+        && (!l.is_finite() || !(0.0..=100.0).contains(&l))
+    {
+        return Err(EvidenceError::usage(format!(
+            "--loss-percent: expected 0..100, found {l}"
+        )));
+    }
+    if !(cli.report.target_p99_sec.is_finite() && cli.report.target_p99_sec > 0.0) {
+        return Err(EvidenceError::usage(format!(
+            "--target-p99-sec: expected > 0, found {}",
+            cli.report.target_p99_sec
+        )));
+    }
+    if cli.report.strategy_bridge_chain_status == ChainStatus::Auto {
+        return Err(EvidenceError::usage(
+            "--strategy-bridge-chain-status auto: the Redis chain detection is not part of ctp-ops; pass complete, incomplete or unknown",
+        ));
+    }
+    Ok(overrides)
+}
+
+/// The fault targets: the fronts (the simulator's address when local), or --target-ip/--ports.
+fn fault_targets(cli: &Cli, a: &Assessed) -> Result<(String, String)> {
+    Ok(if a.local {
+        // The simulator listens on the trader front's loopback address (IPv4; else 127.0.0.1).
+        let ip = a
+            .trader
+            .host
+            .parse::<std::net::Ipv4Addr>()
+            .map_or_else(|_| "127.0.0.1".to_string(), |ip| ip.to_string());
+        (ip, String::new())
+    } else {
+        let ip = cli
+            .plan
+            .target_ip
+            .clone()
+            .unwrap_or_else(|| a.trader.host.clone());
+        if cli.plan.target_ip.is_none() && a.market.host != a.trader.host {
+            return Err(EvidenceError::usage(format!(
+                "the fronts are on different hosts ({} and {}): pass --target-ip and --ports",
+                a.trader.host, a.market.host
+            )));
+        }
+        let ports = cli
+            .plan
+            .ports
+            .clone()
+            .unwrap_or_else(|| format!("{},{}", a.trader.port, a.market.port));
+        (ip, ports)
+    })
 }
 
 /// Run the drill.
@@ -879,73 +986,20 @@ pub fn run(cli: Cli) -> Result<Exit> {
     if let (Some(parent), Some(pids)) = (cli.reap_parent, &cli.reap_pids) {
         return reaper::run(parent, pids);
     }
-    let overrides = Overrides {
-        hold_ms: cli.hold_ms,
-        delay_ms: cli.delay_ms,
-        jitter_ms: cli.jitter_ms,
-        loss_percent: cli.loss_percent,
-    };
-    if cli.hold_ms == Some(0) {
-        return Err(EvidenceError::usage("--hold-ms: expected > 0, found 0"));
-    }
-    if let Some(l) = cli.loss_percent
-        && (!l.is_finite() || !(0.0..=100.0).contains(&l))
-    {
-        return Err(EvidenceError::usage(format!(
-            "--loss-percent: expected 0..100, found {l}"
-        )));
-    }
-    if !(cli.target_p99_sec.is_finite() && cli.target_p99_sec > 0.0) {
-        return Err(EvidenceError::usage(format!(
-            "--target-p99-sec: expected > 0, found {}",
-            cli.target_p99_sec
-        )));
-    }
-    if cli.strategy_bridge_chain_status == ChainStatus::Auto {
-        return Err(EvidenceError::usage(
-            "--strategy-bridge-chain-status auto: the Redis chain detection is not part of ctp-ops; pass complete, incomplete or unknown",
-        ));
-    }
-    let steps = scenario::parse_list(&cli.scenarios, &overrides)?;
+    let overrides = validate(&cli)?;
+    let steps = scenario::parse_list(&cli.plan.scenarios, &overrides)?;
     // Refusals first: a production config or a trading session stops the drill before anything.
     let a = assess(&cli, &cli.config)?;
     let tools = tools(&cli)?;
-    let execute = cli.execute_faults && !cli.dry_run;
+    let execute = cli.safety.execute_faults && !cli.safety.dry_run;
     let drill_id = cli.drill_id.clone().unwrap_or_else(|| {
-        let t: String = evidence_core::time::format_utc_seconds(now_ns())
-            .chars()
-            .filter(|c| *c != '-' && *c != ':')
-            .collect();
-        format!("rc-{t}-{:04x}", fastrand::u16(..))
+        evidence_core::drill::DrillId::generate("rc")
+            .as_str()
+            .to_string()
     });
     let run_dir = cli.runtime_dir.join("reconnect").join(&drill_id);
 
-    // Fault targets: the fronts (the simulator's address when local).
-    let (target_ip, ports) = if a.local {
-        // The simulator listens on the trader front's loopback address (IPv4; else 127.0.0.1).
-        let ip = a
-            .trader
-            .host
-            .parse::<std::net::Ipv4Addr>()
-            .map_or_else(|_| "127.0.0.1".to_string(), |ip| ip.to_string());
-        (ip, String::new())
-    } else {
-        let ip = cli
-            .target_ip
-            .clone()
-            .unwrap_or_else(|| a.trader.host.clone());
-        if cli.target_ip.is_none() && a.market.host != a.trader.host {
-            return Err(EvidenceError::usage(format!(
-                "the fronts are on different hosts ({} and {}): pass --target-ip and --ports",
-                a.trader.host, a.market.host
-            )));
-        }
-        let ports = cli
-            .ports
-            .clone()
-            .unwrap_or_else(|| format!("{},{}", a.trader.port, a.market.port));
-        (ip, ports)
-    };
+    let (target_ip, ports) = fault_targets(&cli, &a)?;
 
     // The password: from the config's source; a local simulator accepts any, so one is made up.
     let password_env = match a.cfg.password_source() {
@@ -1046,10 +1100,10 @@ fn dry_run(d: &Drill<'_>) -> Result<Exit> {
         }
         echo(&dd);
     }
-    echo(&d.report_argv());
+    echo(&d.report_argv(&[]));
     cli::info(&format!(
         "dry run: nothing started, nothing injected, no file written{}",
-        if c.execute_faults {
+        if c.safety.execute_faults {
             " (--dry-run)"
         } else {
             "; pass --execute-faults to run the drill"
@@ -1162,6 +1216,11 @@ fn execute_drill(d: Drill<'_>) -> Result<Exit> {
     };
     r.kids.set_reaper(reaper.id());
     let outcome = drive(&mut r);
+    // Every long-running child still alive at the end (a dead probe already failed the drive).
+    let died = r.kids.died(&["fault-inject"]);
+    for name in &died {
+        cli::warn(&format!("{name} died during the drill"));
+    }
     // A fault still in place goes first (fault-inject clears it on SIGTERM), then the probe (its
     // final line), then the proxy and the simulator.
     r.kids.stop("fault-inject");
@@ -1176,54 +1235,59 @@ fn execute_drill(d: Drill<'_>) -> Result<Exit> {
         Err(EvidenceError::Interrupted) => "interrupted",
         Err(_) => "failed",
     };
-    let mut report_exit: Option<i32> = None;
     if outcome.is_ok() {
-        copy_compat(&r)?;
-        let argv = r.d.report_argv();
-        echo(&argv);
-        let opts = RunOptions {
-            timeout: Duration::from_secs(600),
-            capture_limit: 1 << 20,
-            ..RunOptions::default()
-        };
-        let o = run_command(command(&argv), &opts)?;
-        let _ = cli::stdout_write(&o.stdout_tail);
-        eprint_raw(&o.stderr_tail);
-        report_exit = o.exit_code;
-        if o.interrupted {
-            write_record(&r, &prov, "interrupted", report_exit);
-            return Err(interrupted());
-        }
-        write_record(&r, &prov, result, report_exit);
-        return match o.exit_code {
-            Some(0) | Some(1) => {
-                cli::stdout_write(&format!(
-                    "report generated: {}\n",
-                    r.d.cli.report_file.display()
-                ))?;
-                cli::info(&format!(
-                    "evidence: {} (run folder {})",
-                    r.d.p("drill.json").display(),
-                    r.d.run_dir.display()
-                ));
-                Ok(if o.exit_code == Some(0) {
-                    Exit::Pass
-                } else {
-                    Exit::Breach
-                })
-            }
-            _ => Err(EvidenceError::failed(format!(
-                "command failed ({}): {}",
-                o.describe(),
-                argv.join(" ")
-            ))),
-        };
+        return report(&r, &prov, result, died.is_empty());
     }
-    write_record(&r, &prov, result, report_exit);
+    write_record(&r, &prov, result, None);
     match outcome {
         Err(EvidenceError::Interrupted) => Err(interrupted()),
         Err(e) => Err(e),
         Ok(()) => Ok(Exit::Pass),
+    }
+}
+
+/// The drill completed: run slo-report (its exit is the verdict) with what the drill measured,
+/// and write the drill's record.
+fn report(r: &Running<'_>, prov: &Provenance, result: &str, survived: bool) -> Result<Exit> {
+    copy_compat(r)?;
+    let argv = r.d.report_argv(&measured(r, survived));
+    echo(&argv);
+    let opts = RunOptions {
+        timeout: Duration::from_secs(600),
+        capture_limit: 1 << 20,
+        ..RunOptions::default()
+    };
+    let o = run_command(command(&argv), &opts)?;
+    let _ = cli::stdout_write(&o.stdout_tail);
+    eprint_raw(&o.stderr_tail);
+    let report_exit = o.exit_code;
+    if o.interrupted {
+        write_record(r, prov, "interrupted", report_exit);
+        return Err(interrupted());
+    }
+    write_record(r, prov, result, report_exit);
+    match o.exit_code {
+        Some(0) | Some(1) => {
+            cli::stdout_write(&format!(
+                "report generated: {}\n",
+                r.d.cli.outputs.report_file.display()
+            ))?;
+            cli::info(&format!(
+                "evidence: {} (run folder {})",
+                r.d.p("drill.json").display(),
+                r.d.run_dir.display()
+            ));
+            Ok(if o.exit_code == Some(0) {
+                Exit::Pass
+            } else {
+                Exit::Breach
+            })
+        }
+        _ => Err(EvidenceError::failed(format!(
+            "command failed ({}): {}",
+            o.describe(),
+            argv.join(" ")
+        ))),
     }
 }
 
@@ -1242,8 +1306,8 @@ fn eprint_raw(text: &str) {
 
 fn copy_compat(r: &Running<'_>) -> Result<()> {
     for (from, to) in [
-        (r.d.p("fault_events.jsonl"), &r.d.cli.event_log),
-        (r.d.p("probe.log"), &r.d.cli.probe_log),
+        (r.d.p("fault_events.jsonl"), &r.d.cli.outputs.event_log),
+        (r.d.p("probe.log"), &r.d.cli.outputs.probe_log),
     ] {
         let bytes = std::fs::read(&from).unwrap_or_default();
         write_atomic(to, &bytes)?;
@@ -1272,7 +1336,7 @@ fn write_record(r: &Running<'_>, prov: &Provenance, result: &str, report_exit: O
         "notes": r.notes,
         "children": r.kids.records(),
         "report_exit": report_exit,
-        "report_file": s(&d.cli.report_file),
+        "report_file": s(&d.cli.outputs.report_file),
         "provenance": prov,
     });
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
@@ -1425,10 +1489,10 @@ fn preflight(r: &mut Running<'_>) -> Result<()> {
                 ));
                 cli::info(&format!("using fallback config for run: {}", p.display()));
                 r.notes.push(format!("preflight fallback: {}", p.display()));
-                if c.target_ip.is_none() {
+                if c.plan.target_ip.is_none() {
                     r.d.target_ip = a.trader.host.clone();
                 }
-                if c.ports.is_none() {
+                if c.plan.ports.is_none() {
                     r.d.ports = format!("{},{}", a.trader.port, a.market.port);
                 }
                 r.d.a = a;
@@ -1525,10 +1589,43 @@ fn probe_died(r: &mut Running<'_>) -> Option<EvidenceError> {
     })
 }
 
+/// Wait for the window's recovery by reconnect-core's one rule (the rule slo-report applies to the
+/// same log): from the clear, until the probe has been healthy for the settle time, or
+/// `deadline`. Also says whether the probe went unhealthy after the clear before that.
+fn wait_recovery(r: &mut Running<'_>, clear_ns: i64, deadline: Instant) -> Result<(Outcome, bool)> {
+    /// A line the probe wrote just now may not have been read yet: judge the settle interval
+    /// only up to this long ago.
+    const READ_MARGIN_NS: i64 = 20_000_000;
+    let settle_ns = i64::try_from(r.d.cli.timing.settle_ms).unwrap_or(i64::MAX / 2) * 1_000_000;
+    r.tail.poll()?;
+    let mut search = RecoverySearch::new(clear_ns, r.tail.state_at(clear_ns), settle_ns, None);
+    let mut fed = 0;
+    loop {
+        signals::check()?;
+        r.tail.poll()?;
+        if let Some(e) = probe_died(r) {
+            return Err(e);
+        }
+        let samples = r.tail.samples();
+        for s in &samples[fed.min(samples.len())..] {
+            search.feed(*s);
+        }
+        fed = samples.len();
+        if let Some(o) = search.advance_to(now_ns() - READ_MARGIN_NS) {
+            return Ok((o, search.first_unhealthy_ns().is_some()));
+        }
+        if Instant::now() >= deadline {
+            let after = search.first_unhealthy_ns().is_some();
+            return Ok((search.give_up(), after));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Wait until the probe is healthy at or after `after_ns` and has stayed healthy for the settle
 /// time, or until `deadline`.
 fn wait_settled(r: &mut Running<'_>, after_ns: i64, deadline: Instant) -> Result<Settled> {
-    let settle_ns = i64::try_from(r.d.cli.settle_ms).unwrap_or(i64::MAX / 2) * 1_000_000;
+    let settle_ns = i64::try_from(r.d.cli.timing.settle_ms).unwrap_or(i64::MAX / 2) * 1_000_000;
     loop {
         signals::check()?;
         r.tail.poll()?;
@@ -1559,12 +1656,12 @@ fn drive(r: &mut Running<'_>) -> Result<()> {
     }
     signals::check()?;
     start_probe(r)?;
-    let deadline = Instant::now() + Duration::from_secs(r.d.cli.warmup_seconds);
+    let deadline = Instant::now() + Duration::from_secs(r.d.cli.timing.warmup_seconds);
     match wait_settled(r, 0, deadline)? {
         Settled::Yes(ts) => cli::info(&format!(
             "probe healthy since {} (settled {} ms)",
             format_utc(ts),
-            r.d.cli.settle_ms
+            r.d.cli.timing.settle_ms
         )),
         other => {
             return Err(EvidenceError::failed(format!(
@@ -1574,7 +1671,7 @@ fn drive(r: &mut Running<'_>) -> Result<()> {
                 } else {
                     "steadily healthy"
                 },
-                r.d.cli.warmup_seconds,
+                r.d.cli.timing.warmup_seconds,
                 r.d.p(if r.d.tools.ours {
                     "probe_events.jsonl"
                 } else {
@@ -1598,7 +1695,7 @@ fn drive(r: &mut Running<'_>) -> Result<()> {
             let note = format!(
                 "{}: the probe was not healthy again within --recovery-timeout-sec {}{}",
                 step.scenario,
-                r.d.cli.recovery_timeout_sec,
+                r.d.cli.timing.recovery_timeout_sec,
                 if left.is_empty() {
                     String::new()
                 } else {
@@ -1612,13 +1709,33 @@ fn drive(r: &mut Running<'_>) -> Result<()> {
         if !settled {
             let note = format!(
                 "{}: healthy again but not for --settle-ms {} before the deadline",
-                step.scenario, r.d.cli.settle_ms
+                step.scenario, r.d.cli.timing.settle_ms
             );
             cli::warn(&note);
             r.notes.push(note);
         }
     }
     Ok(())
+}
+
+/// Forward the child `name`'s stdout to ours line by line; the lines also come out of the
+/// returned channel (to watch for `# hold`).
+fn forward_stdout(r: &mut Running<'_>, name: &str) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel::<String>();
+    if let Some(out) = r.kids.take_stdout(name) {
+        std::thread::spawn(move || {
+            for line in BufReader::new(out)
+                .lines()
+                .map_while(std::result::Result::ok)
+            {
+                let _ = cli::stdout_write(&format!("{line}\n"));
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
 }
 
 fn run_step(r: &mut Running<'_>, step: &Step) -> Result<StepResult> {
@@ -1641,21 +1758,7 @@ fn run_step(r: &mut Running<'_>, step: &Step) -> Result<StepResult> {
         .stderr(Stdio::inherit());
     // Started through Children, so that an interrupt stops it first (it then clears its fault).
     r.kids.spawn("fault-inject", c, Duration::from_secs(15))?;
-    let (tx, rx) = mpsc::channel::<String>();
-    // The child's stdout: forwarded to ours line by line, and watched for `# hold`.
-    if let Some(out) = r.kids.take_stdout("fault-inject") {
-        std::thread::spawn(move || {
-            for line in BufReader::new(out)
-                .lines()
-                .map_while(std::result::Result::ok)
-            {
-                let _ = cli::stdout_write(&format!("{line}\n"));
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-    }
+    let rx = forward_stdout(r, "fault-inject");
     let start = Instant::now();
     let hold = Duration::from_millis(step.hold_ms);
     let mut holding_since: Option<Instant> = None;
@@ -1712,40 +1815,68 @@ fn run_step(r: &mut Running<'_>, step: &Step) -> Result<StepResult> {
     }
     // The window as fault-inject recorded it.
     let (apply, clear) = new_window(&events_path, before, step.scenario, &r.d.drill_id)?;
+    let m = measure_recovery(r, step, apply, clear)?;
+    Ok(StepResult {
+        step: step.clone(),
+        argv,
+        status: describe(&status),
+        apply_ts_ns: apply,
+        clear_ts_ns: clear,
+        healthy_again_ts_ns: m.healthy_again,
+        sim_login_ts_ns: m.sim_login,
+        unhealthy_seen: m.unhealthy_seen,
+        recovered_before_clear: m.before_clear,
+        settled: m.settled,
+        waited_ms: m.waited_ms,
+    })
+}
+
+/// What the drill measured of one window's recovery.
+struct Recovery {
+    healthy_again: Option<i64>,
+    sim_login: Option<i64>,
+    unhealthy_seen: bool,
+    before_clear: bool,
+    settled: bool,
+    waited_ms: u64,
+}
+
+/// After fault-inject's clear: wait for the recovery by the one rule, cross-check it against the
+/// simulator's log (local drills with ctp-probe) and say what happened.
+fn measure_recovery(
+    r: &mut Running<'_>,
+    step: &Step,
+    apply: Option<i64>,
+    clear: Option<i64>,
+) -> Result<Recovery> {
     let clear_ts = clear.unwrap_or_else(now_ns);
-    let unhealthy_before = {
-        r.tail.poll()?;
-        apply.is_some_and(|a| r.tail.unhealthy_seen_since(a))
-    };
     let wait_start = Instant::now();
-    let deadline = wait_start + Duration::from_secs(r.d.cli.recovery_timeout_sec);
-    let settled = wait_settled(r, clear_ts, deadline)?;
+    let deadline = wait_start + Duration::from_secs(r.d.cli.timing.recovery_timeout_sec);
+    let (outcome, unhealthy_after_clear) = wait_recovery(r, clear_ts, deadline)?;
     let waited_ms = u64::try_from(wait_start.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let (mut healthy_again, ok) = match settled {
-        Settled::Yes(t) => (Some(t), true),
-        Settled::Unsettled(t) => (Some(t), false),
-        Settled::No => (None, false),
+    let (healthy_again, ok) = match outcome {
+        Outcome::Recovered { at_ns } => (Some(at_ns), true),
+        Outcome::NotRecovered(NotRecovered::Unsettled { healthy_since_ns }) => {
+            (Some(healthy_since_ns), false)
+        }
+        Outcome::NotRecovered(_) => (None, false),
     };
-    // Healthy again during the hold: the first healthy line after the clear is only a periodic
-    // one; the recovery is at the clear, as slo-report counts it.
-    let before_clear = match (apply, healthy_again) {
-        (Some(a), Some(t)) => r.tail.recovered_before_clear(a, clear_ts, t),
-        _ => false,
-    };
-    if before_clear {
-        healthy_again = Some(clear_ts);
-    }
-    let unhealthy_seen = unhealthy_before || apply.is_some_and(|a| r.tail.unhealthy_seen_since(a));
+    let dipped = apply.is_some_and(|a| r.tail.unhealthy_between(a, clear_ts));
+    // Healthy again during the hold and stayed so: the recovery is at the clear (the rule's
+    // first candidate), as slo-report counts it.
+    let before_clear = dipped && healthy_again == Some(clear_ts);
+    let unhealthy_seen = dipped || unhealthy_after_clear;
     // Local drill with ctp-probe: the recovery moment against the simulator's login log.
-    let sim_login = healthy_again
-        .filter(|t| r.d.a.local && r.d.tools.ours && unhealthy_seen && *t > clear_ts)
-        .and_then(|t| {
-            crosscheck::sim_login_moment(
-                &r.d.p("probe_events.jsonl"),
-                &r.d.p("sim_events.jsonl"),
-                t,
-            )
-        });
+    let sim_login = match healthy_again
+        .filter(|t| r.d.a.local && r.d.tools.ours && unhealthy_seen && *t > clear_ts && ok)
+    {
+        Some(t) => crosscheck::sim_login_moment(
+            &read_probe_events(&r.d.p("probe_events.jsonl"))?,
+            &read_sim_events(&r.d.p("sim_events.jsonl"))?,
+            t,
+        ),
+        None => None,
+    };
     match healthy_again {
         Some(_) if before_clear => cli::info(&format!(
             "{}: cleared; probe went unhealthy and was healthy again before the clear (recovery counted at the clear)",
@@ -1767,22 +1898,42 @@ fn run_step(r: &mut Running<'_>, step: &Step) -> Result<StepResult> {
         )),
         None => cli::info(&format!(
             "{}: cleared; probe not healthy again within {} s",
-            step.scenario, r.d.cli.recovery_timeout_sec
+            step.scenario, r.d.cli.timing.recovery_timeout_sec
         )),
     }
-    Ok(StepResult {
-        step: step.clone(),
-        argv,
-        status: describe(&status),
-        apply_ts_ns: apply,
-        clear_ts_ns: clear,
-        healthy_again_ts_ns: healthy_again,
-        sim_login_ts_ns: sim_login,
+    Ok(Recovery {
+        healthy_again,
+        sim_login,
         unhealthy_seen,
-        recovered_before_clear: before_clear,
+        before_clear,
         settled: ok,
         waited_ms,
     })
+}
+
+/// What the drill measured for slo-report's acceptance list and verdict: whether its processes
+/// survived, and (local drills with ctp-probe) the largest difference between the probe's
+/// recovery moments and ctp-front-sim's log, with the bound.
+fn measured(r: &Running<'_>, survived: bool) -> Vec<String> {
+    let mut v = vec![
+        "--processes-survived".to_string(),
+        if survived { "yes" } else { "no" }.to_string(),
+    ];
+    let diffs: Vec<i64> = r
+        .results
+        .iter()
+        .filter_map(|x| x.healthy_again_ts_ns.zip(x.sim_login_ts_ns))
+        .map(|(h, s)| (h - s).abs())
+        .collect();
+    if let Some(max) = diffs.iter().max() {
+        v.extend([
+            "--sim-max-diff-ms".to_string(),
+            format!("{:.3}", *max as f64 / 1e6),
+            "--sim-bound-ms".to_string(),
+            r.d.cli.timing.sim_agreement_bound_ms.to_string(),
+        ]);
+    }
+    v
 }
 
 fn count_lines(p: &Path) -> usize {

@@ -1,8 +1,8 @@
 //! The scenario table: the original's fixed holds and parameters (plus `latency`, which the
 //! original could not select), overridable from the command line.
 
-use evidence_core::compat::Scenario;
 use evidence_core::{EvidenceError, Result};
+use reconnect_core::fault_event::Scenario;
 
 /// One scenario of the drill, with its resolved hold and parameters.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,6 +12,9 @@ use test_support::{fixture, run};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rollback-drill");
 
+/// A Saturday: no trading session, so drills against non-loopback targets may run.
+const SATURDAY: &str = "2026-03-14T10:00:00+08:00";
+
 /// demo-service, svc-ctl, rollback-verify live next to this binary; build them once if needed.
 fn bin_dir() -> PathBuf {
     test_support::build_siblings(BIN, &["demo-service", "svc-ctl", "rollback-verify"])
@@ -161,7 +164,15 @@ fn command_driven_service_from_config() {
     let cfg = fixture(env!("CARGO_MANIFEST_DIR"), "systemd_like.yaml");
     let r = run(
         BIN,
-        &["--execute", "--config", &cfg, "--output-file", "out.env"],
+        &[
+            "--execute",
+            "--config",
+            &cfg,
+            "--output-file",
+            "out.env",
+            "--session-at",
+            SATURDAY,
+        ],
         None,
         Some(site.path()),
     );
@@ -190,11 +201,22 @@ fn undetected_failure_fails_the_drill() {
     let cfg = fixture(env!("CARGO_MANIFEST_DIR"), "never_fails.yaml");
     let r = run(
         BIN,
-        &["--execute", "--config", &cfg, "--output-file", "out.env"],
+        &[
+            "--execute",
+            "--config",
+            &cfg,
+            "--output-file",
+            "out.env",
+            "--session-at",
+            SATURDAY,
+        ],
         None,
         Some(site.path()),
     );
-    r.code(1).stdout_is("").stderr_has("result fail");
+    r.code(1)
+        .stdout_is("")
+        .stderr_has("result fail")
+        .stderr_has("fail_reason=failure_not_detected");
     let ev = site.evidence();
     assert_eq!(ev.get("result"), Some("fail"));
     assert_eq!(ev.get("failure_detected"), Some("false"));
@@ -248,7 +270,7 @@ fn usage_and_bad_input() {
     );
     site.drill(&["--detect-timeout", "0"])
         .code(2)
-        .stderr_has("--detect-timeout must be a number of seconds > 0");
+        .stderr_has("expected a duration from 1ms");
     site.drill(&["--failure", "explode"])
         .code(2)
         .stderr_has("invalid value 'explode'");
@@ -257,10 +279,16 @@ fn usage_and_bad_input() {
         .code(2)
         .stderr_has(&format!("rollback-drill: error: {cfg}:3: yaml:"))
         .stderr_has("unknown field `rollback_command`");
-    site.drill(&["--execute", "--baseline-cmd", "exit 7"])
+    site.drill(&["--detect-timeout", "18446744073709551615"])
         .code(2)
-        .stderr_has("the baseline (v1) could not be put in place: exit 7");
+        .stdout_is("")
+        .stderr_has("expected a duration from 1ms to 1440m");
     assert!(!site.path().join("out.env").exists());
+    // Both spellings of a duration (dry runs).
+    for t in ["2m", "120", "1500ms", "1.5"] {
+        site.drill(&["--detect-timeout", t, "--rollback-timeout", t])
+            .code(0);
+    }
 }
 
 #[test]
@@ -268,7 +296,15 @@ fn sigint_during_rollback_writes_interrupted_evidence_and_kills_the_step() {
     let site = Site::new();
     let cfg = fixture(env!("CARGO_MANIFEST_DIR"), "hanging_rollback.yaml");
     let child = Command::new(BIN)
-        .args(["--execute", "--config", &cfg, "--output-file", "out.env"])
+        .args([
+            "--execute",
+            "--config",
+            &cfg,
+            "--output-file",
+            "out.env",
+            "--session-at",
+            SATURDAY,
+        ])
         .current_dir(site.path())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

@@ -6,15 +6,21 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use evidence_core::cli::{self, EXIT_STATUS_HELP};
+use evidence_core::cli;
 use evidence_core::{EvidenceError, Exit, Result};
+use trading_calendar::guard::judge;
 use trading_calendar::{Calendar, NightSelect, parse_rfc3339};
 
-const AFTER_HELP: &str = "EXAMPLE:\n  session-guard && make wal-drill            # in cron: drills only outside sessions\n  session-guard --at 2026-03-13T22:00:00+08:00 --margin-minutes 30\n\nExit 0 means drills may run now; 1 means a session is open or within the margin (the\nreason and the next allowed window are printed).";
+const AFTER_HELP: &str = "EXAMPLE:\n  session-guard && make wal-drill            # in cron: drills only outside sessions\n  session-guard --at 2026-03-13T22:00:00+08:00 --margin-minutes 30";
+
+const EXIT_HELP: &str = "EXIT STATUS:
+  0    drills may run: no trading session within the margin
+  1    a trading session is open or within the margin (the reason and the next window are printed)
+  2    bad input: a bad time, a bad calendar file, a time the calendar cannot judge";
 
 /// Refuse drills during China futures trading sessions (Asia/Shanghai, +08:00).
 #[derive(Debug, Parser)]
-#[command(version, after_help = format!("{AFTER_HELP}\n\n{EXIT_STATUS_HELP}"))]
+#[command(version, after_help = format!("{AFTER_HELP}\n\n{EXIT_HELP}"))]
 pub struct Cli {
     /// The instant to judge, RFC 3339 (default: now), e.g. 2026-03-13T22:00:00+08:00.
     #[arg(long)]
@@ -45,14 +51,11 @@ pub fn run(cli: Cli) -> Result<Exit> {
         .night_group
         .clone()
         .map_or(NightSelect::Latest, NightSelect::Group);
-    let margin = i64::from(cli.margin_minutes) * 60 * 1_000_000_000;
     let cal_err = |e: trading_calendar::CalendarError| {
         EvidenceError::failed(format!("{e} (calendar {})", cal.label))
     };
-    let near = cal.session_near(now, margin, &sel).map_err(cal_err)?;
+    let j = judge(&cal, now, cli.margin_minutes, &sel).map_err(cal_err)?;
     let day = cal.trading_day(now).map_err(cal_err)?;
-    let window = cal.next_free_window(now, margin, &sel).map_err(cal_err)?;
-    let at = cal.format_local(now);
     let (date, _) = cal.local(now);
     let kind_of_day = if let Some(h) = cal.holiday(date) {
         format!("holiday: {h}")
@@ -61,40 +64,27 @@ pub fn run(cli: Cli) -> Result<Exit> {
     } else {
         "weekend".to_string()
     };
-    let end = window
+    let end = j
+        .window
         .end_ns
         .map_or_else(|| "open-ended".to_string(), |e| cal.format_local(e));
-    let mut out = String::new();
-    let exit = match &near {
-        Some(s) => {
-            let (d, a) = cal.local(s.start_ns);
-            let (_, b) = cal.local(s.end_ns);
-            let how = if s.start_ns <= now && now < s.end_ns {
-                "inside".to_string()
-            } else {
-                format!("within {} min of", cli.margin_minutes)
-            };
-            out.push_str(&format!(
-                "blocked: {at} is {how} the {} session {d} {}-{} +08:00 (trading day {})\n",
-                s.kind,
-                Calendar::hhmm(a),
-                Calendar::hhmm(b),
-                s.trading_day
-            ));
-            out.push_str(&format!(
-                "next allowed window: {} .. {end}\n",
-                cal.format_local(window.start_ns)
-            ));
-            Exit::Breach
-        }
-        None => {
-            out.push_str(&format!(
-                "allowed: no trading session within {} min of {at} ({date}: {kind_of_day}; belongs to trading day {day})\n",
-                cli.margin_minutes
-            ));
-            out.push_str(&format!("allowed window: {at} .. {end}\n"));
-            Exit::Pass
-        }
+    let (out, exit) = if j.session.is_some() {
+        (
+            format!(
+                "blocked: {}\nnext allowed window: {} .. {end}\n",
+                j.what,
+                cal.format_local(j.window.start_ns)
+            ),
+            Exit::Breach,
+        )
+    } else {
+        (
+            format!(
+                "allowed: no trading session within {} min of {} ({date}: {kind_of_day}; belongs to trading day {day})\nallowed window: {} .. {end}\n",
+                cli.margin_minutes, j.at, j.at
+            ),
+            Exit::Pass,
+        )
     };
     cli::stdout_write(&out)?;
     Ok(exit)

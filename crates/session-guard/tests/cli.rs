@@ -24,14 +24,14 @@ fn day_session_is_blocked() {
     at("2026-03-10T10:00:00+08:00")
         .code(1)
         .stderr_is("")
-        .stdout_is("blocked: 2026-03-10T10:00:00+08:00 is inside the day session 2026-03-10 09:00-10:15 +08:00 (trading day 2026-03-10)\nnext allowed window: 2026-03-10T11:45:00+08:00 .. 2026-03-10T13:15:00+08:00\n");
+        .stdout_is("blocked: 2026-03-10T10:00:00+08:00 is inside the day session 2026-03-10 09:00-11:30 +08:00 (trading day 2026-03-10)\nnext allowed window: 2026-03-10T11:45:00+08:00 .. 2026-03-10T12:45:00+08:00\n");
     // The same instant in UTC is judged the same way.
     at("2026-03-10T02:00:00Z").code(1).stderr_is("");
     // Within the margin before the open.
     at("2026-03-10T08:50:00+08:00")
         .code(1)
         .stderr_is("")
-        .stdout_has("is within 15 min of the day session 2026-03-10 09:00-10:15");
+        .stdout_has("is within 15 min of the day session 2026-03-10 09:00-11:30");
     guard(&["--at", "2026-03-10T08:50:00+08:00", "--margin-minutes", "5"])
         .code(0)
         .stderr_is("")
@@ -43,9 +43,38 @@ fn lunch_break_is_allowed() {
     at("2026-03-10T12:00:00+08:00")
         .code(0)
         .stderr_is("")
-        .stdout_is("allowed: no trading session within 15 min of 2026-03-10T12:00:00+08:00 (2026-03-10: trading day; belongs to trading day 2026-03-10)\nallowed window: 2026-03-10T12:00:00+08:00 .. 2026-03-10T13:15:00+08:00\n");
-    // The 10:15-10:30 break is shorter than the margins around it.
-    at("2026-03-10T10:20:00+08:00").code(1).stderr_is("");
+        .stdout_is("allowed: no trading session within 15 min of 2026-03-10T12:00:00+08:00 (2026-03-10: trading day; belongs to trading day 2026-03-10)\nallowed window: 2026-03-10T12:00:00+08:00 .. 2026-03-10T12:45:00+08:00\n");
+    // CFFEX trades through the commodities' 10:15-10:30 break.
+    at("2026-03-10T10:20:00+08:00")
+        .code(1)
+        .stderr_is("")
+        .stdout_has("inside the day session 2026-03-10 09:00-11:30");
+}
+
+#[test]
+fn cffex_afternoon_and_bond_close_are_sessions() {
+    // CFFEX index futures trade from 13:00 (commodities from 13:30): blocked, from the data.
+    at("2026-03-10T13:10:00+08:00")
+        .code(1)
+        .stderr_is("")
+        .stdout_has("inside the day session 2026-03-10 13:00-15:15");
+    // CFFEX bond futures until 15:15.
+    at("2026-03-10T15:10:00+08:00").code(1).stderr_is("");
+    at("2026-03-10T15:31:00+08:00").code(0).stderr_is("");
+}
+
+#[test]
+fn times_the_calendar_cannot_judge_are_refused() {
+    // The night of the calendar's last day depends on next year's holidays.
+    guard(&["--at", "2026-12-31T21:30:00+08:00"])
+        .code(2)
+        .stdout_is("")
+        .stderr_has("2027-01-01 is outside it");
+    // Just after midnight of its first day depends on the night session of the day before.
+    guard(&["--at", "2026-01-01T00:30:00+08:00"])
+        .code(2)
+        .stdout_is("")
+        .stderr_has("2025-12-31 is outside it");
 }
 
 #[test]

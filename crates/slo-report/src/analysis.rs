@@ -8,18 +8,20 @@
 //! - A complete window is **counted** only when the probe state at apply is healthy.
 //! - **Detection**: the first unhealthy sample after apply, inside the window, or after the clear
 //!   but before any healthy sample after it (a loss noticed late, e.g. by heartbeat timeout).
-//! - **Recovery**: when unhealthy was seen inside the window and the state at clear is healthy
-//!   again, the gateway recovered before the clear (0 s); otherwise the first healthy sample after
-//!   the clear (or after the late detection). Recovery seconds are measured from the clear.
-//! - No unhealthy sample: `unhealthy_not_observed`, never a recovery. No healthy sample after the
-//!   clear (or the probe log ends first): `not_recovered`.
+//! - **Recovery**: reconnect-core's one rule ([`reconnect_core::recovery`]): the first healthy
+//!   moment (the clear itself when healthy then, or a healthy sample after it) after which the
+//!   probe stays healthy for the settle interval or until the next apply; measured from the
+//!   clear. An outage that begins just after the clear is part of this window's recovery; the
+//!   search ends at the next apply, so one outage is never counted in two windows.
+//! - No unhealthy sample: `unhealthy_not_observed`, never a recovery. No settled healthy moment
+//!   before the next apply or the end of the log: `not_recovered`.
 
 use std::collections::HashMap;
 
-use evidence_core::compat::{
-    FaultEvent, FaultParameters, HealthSample, HealthState, Phase, Scenario,
-};
 use evidence_core::{EvidenceError, Result};
+use reconnect_core::fault_event::{FaultEvent, FaultParameters, Phase, Scenario};
+use reconnect_core::probe_log::{HealthSample, HealthState};
+use reconnect_core::recovery::{NotRecovered, Outcome, RecoverySearch};
 
 /// The outcome of one window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,11 +83,16 @@ pub struct Window {
     pub recovered_before_clear: bool,
     /// The probe log has no sample after the clear.
     pub no_health_after_clear: bool,
+    /// Where the recovery search ends: the next apply at or after the clear.
+    pub search_end_ns: Option<i64>,
+    /// Why the window did not recover.
+    pub not_recovered: Option<NotRecovered>,
     /// The outcome (set by the merge).
     pub status: Status,
     // merge state
     state_at_clear: Option<HealthState>,
     crossed: bool,
+    search: Option<RecoverySearch>,
 }
 
 impl Window {
@@ -144,6 +151,9 @@ impl Window {
                 }
                 if self.status == Status::NotRecovered {
                     v.push("not_recovered".to_string());
+                    if let Some(r) = self.not_recovered {
+                        v.push(r.note().to_string());
+                    }
                     if self.no_health_after_clear {
                         v.push("no_health_after_clear".to_string());
                     }
@@ -217,9 +227,12 @@ pub fn pair_windows(
                     recovered_ns: None,
                     recovered_before_clear: false,
                     no_health_after_clear: false,
+                    search_end_ns: None,
+                    not_recovered: None,
                     status: Status::Incomplete,
                     state_at_clear: None,
                     crossed: false,
+                    search: None,
                 });
             }
             Phase::Clear => match open.remove(&ev.scenario) {
@@ -246,6 +259,17 @@ pub fn pair_windows(
         p.windows[i].incomplete_reason = Some("apply_without_clear");
     }
     p.windows.sort_by_key(|w| w.apply_ns);
+    // A window's recovery search ends at the next apply (of any scenario) at or after its clear.
+    let applies: Vec<i64> = p.windows.iter().map(|w| w.apply_ns).collect();
+    for w in &mut p.windows {
+        if let Some(c) = w.clear_ns {
+            let i = applies.partition_point(|a| *a < c);
+            w.search_end_ns = applies[i..]
+                .iter()
+                .copied()
+                .find(|a| *a != w.apply_ns || c > w.apply_ns);
+        }
+    }
     Ok(p)
 }
 
@@ -259,6 +283,7 @@ pub struct OutOfOrder {
 /// The merge of samples over windows: feed samples in non-decreasing `ts_ns`, then finish.
 pub struct Merge<'a> {
     windows: &'a mut [Window],
+    settle_ns: i64,
     next_open: usize,
     active: Vec<usize>,
     last: Option<HealthSample>,
@@ -272,10 +297,12 @@ pub struct Merge<'a> {
 }
 
 impl<'a> Merge<'a> {
-    /// Start over `windows` (sorted by apply time). `keep_changes` keeps the state changes.
-    pub fn new(windows: &'a mut [Window], keep_changes: bool) -> Self {
+    /// Start over `windows` (sorted by apply time). `settle_ns` is the recovery rule's settle
+    /// interval; `keep_changes` keeps the state changes.
+    pub fn new(windows: &'a mut [Window], settle_ns: i64, keep_changes: bool) -> Self {
         Merge {
             windows,
+            settle_ns,
             next_open: 0,
             active: Vec::new(),
             last: None,
@@ -312,7 +339,8 @@ impl<'a> Merge<'a> {
             self.next_open += 1;
         }
         let windows = &mut *self.windows;
-        self.active.retain(|&i| !step(&mut windows[i], s));
+        let settle = self.settle_ns;
+        self.active.retain(|&i| !step(&mut windows[i], s, settle));
         self.last = Some(s);
         Ok(())
     }
@@ -343,9 +371,17 @@ impl<'a> Merge<'a> {
         for &i in &self.active {
             let w = &mut self.windows[i];
             if !w.crossed {
+                // Nothing after the clear: no evidence either way.
                 w.no_health_after_clear = true;
+                w.status = Status::NotRecovered;
+                continue;
             }
-            w.status = Status::NotRecovered;
+            let search = w
+                .search
+                .take()
+                .unwrap_or_else(|| new_search(w, self.settle_ns));
+            let first_after = search.first_unhealthy_ns();
+            decide(w, search.finish(), first_after);
         }
         MergeSummary {
             samples: self.samples,
@@ -369,43 +405,65 @@ pub struct MergeSummary {
     pub changes: Vec<(i64, HealthState)>,
 }
 
+fn new_search(w: &Window, settle_ns: i64) -> RecoverySearch {
+    RecoverySearch::new(
+        w.clear_ns.unwrap_or(w.apply_ns),
+        w.state_at_clear,
+        settle_ns,
+        w.search_end_ns,
+    )
+}
+
+/// Record the recovery search's outcome in the window.
+fn decide(w: &mut Window, outcome: Outcome, first_unhealthy_after_clear: Option<i64>) {
+    if w.first_unhealthy_ns.is_none()
+        && let Some(u) = first_unhealthy_after_clear
+    {
+        w.first_unhealthy_ns = Some(u);
+        w.unhealthy_after_clear = true;
+    }
+    if w.first_unhealthy_ns.is_none() {
+        w.status = Status::UnhealthyNotObserved;
+        return;
+    }
+    match outcome {
+        Outcome::Recovered { at_ns } => {
+            w.recovered_ns = Some(at_ns);
+            w.recovered_before_clear = Some(at_ns) == w.clear_ns && !w.unhealthy_after_clear;
+            w.status = Status::Recovered;
+        }
+        Outcome::NotRecovered(r) => {
+            w.not_recovered = Some(r);
+            w.status = Status::NotRecovered;
+        }
+    }
+}
+
 /// Advance one active window by one sample (later than its apply). True when it is decided.
-fn step(w: &mut Window, s: HealthSample) -> bool {
+fn step(w: &mut Window, s: HealthSample, settle_ns: i64) -> bool {
     let Some(clear) = w.clear_ns else {
         return true;
     };
-    let unhealthy = s.state == HealthState::Unhealthy;
     if s.ts_ns <= clear {
-        if unhealthy && w.first_unhealthy_ns.is_none() {
+        if s.state == HealthState::Unhealthy && w.first_unhealthy_ns.is_none() {
             w.first_unhealthy_ns = Some(s.ts_ns);
         }
         w.state_at_clear = Some(s.state);
         return false;
     }
-    if !w.crossed {
-        w.crossed = true;
-        if w.first_unhealthy_ns.is_some() {
-            if w.state_at_clear == Some(HealthState::Healthy) {
-                w.recovered_ns = Some(clear);
-                w.recovered_before_clear = true;
-                w.status = Status::Recovered;
-                return true;
-            }
-        } else if unhealthy {
-            w.first_unhealthy_ns = Some(s.ts_ns);
-            w.unhealthy_after_clear = true;
-            return false;
-        } else {
-            w.status = Status::UnhealthyNotObserved;
-            return true;
+    w.crossed = true;
+    let mut search = w.search.take().unwrap_or_else(|| new_search(w, settle_ns));
+    match search.feed(s) {
+        Some(outcome) => {
+            let first_after = search.first_unhealthy_ns();
+            decide(w, outcome, first_after);
+            true
+        }
+        None => {
+            w.search = Some(search);
+            false
         }
     }
-    if !unhealthy {
-        w.recovered_ns = Some(s.ts_ns);
-        w.status = Status::Recovered;
-        return true;
-    }
-    false
 }
 
 /// Count, nearest-rank percentiles and max of a set of durations (ns).
@@ -451,9 +509,10 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use evidence_core::compat::Mode;
+    use reconnect_core::fault_event::Mode;
 
     const S: i64 = 1_000_000_000;
+    const SETTLE: i64 = S;
 
     fn ev(ts: i64, scenario: Scenario, phase: Phase) -> FaultEvent {
         FaultEvent {
@@ -488,7 +547,7 @@ mod tests {
             .map(|(i, e)| (i + 1, e))
             .collect();
         let mut p = pair_windows(evs, "ev", None).unwrap();
-        let mut m = Merge::new(&mut p.windows, true);
+        let mut m = Merge::new(&mut p.windows, SETTLE, true);
         for (i, s) in samples.iter().enumerate() {
             m.feed(*s, i + 1).unwrap();
         }
@@ -604,7 +663,7 @@ mod tests {
     #[test]
     fn out_of_order_is_reported() {
         let mut ws: Vec<Window> = Vec::new();
-        let mut m = Merge::new(&mut ws, false);
+        let mut m = Merge::new(&mut ws, SETTLE, false);
         m.feed(h(5, true), 1).unwrap();
         assert_eq!(m.feed(h(4, true), 2).unwrap_err().line, 2);
     }

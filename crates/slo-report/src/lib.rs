@@ -15,13 +15,12 @@ use std::path::{Component, Path, PathBuf};
 
 use clap::Parser;
 use evidence_core::cli::{EXIT_STATUS_HELP, info, stdout_write, warn};
-use evidence_core::compat::{
-    FaultEventReader, HealthLogReader, HealthSample, HealthState, ensure_ascii,
-};
 use evidence_core::io::{Input, write_atomic};
 use evidence_core::provenance::Provenance;
 use evidence_core::time::now_ns;
 use evidence_core::{EvidenceError, Exit, Result};
+use reconnect_core::fault_event::{FaultEventReader, ensure_ascii};
+use reconnect_core::probe_log::{HealthLogReader, HealthSample, HealthState};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -121,24 +120,84 @@ pub struct Cli {
         allow_negative_numbers = true
     )]
     pub strategy_bridge_order_key_count: i64,
-    /// Redis health (an operator input).
+    /// Redis health (an operator input; `unknown`: not measured, no alert). Use
+    /// --prodlike-health-file for a measured one.
     #[arg(long, value_enum, default_value = "unknown")]
     pub storage_redis_health: StorageHealth,
-    /// Timescale health (an operator input).
+    /// Timescale health (an operator input; `unknown`: not measured, no alert).
     #[arg(long, value_enum, default_value = "unknown")]
     pub storage_timescale_health: StorageHealth,
+    /// A prod-like health report (prodlike-health --report-json, or the original's
+    /// check_prodlike_health JSON): the storage SLIs are measured from its redis-* and
+    /// timescale-* services.
+    #[arg(long, value_name = "PATH")]
+    pub prodlike_health_file: Option<PathBuf>,
     /// Also write one CSV row per fault window.
     #[arg(long, value_name = "PATH")]
     pub samples_csv: Option<PathBuf>,
     /// Also write an SVG timeline of health against the fault windows (linked from the report).
     #[arg(long, value_name = "PATH")]
     pub timeline_svg: Option<PathBuf>,
+    /// Recovery rule: a window recovers at the first healthy moment after which the probe stays
+    /// healthy this long (or until the next apply). reconnect-evidence passes its own.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub settle_ms: u64,
+    /// The drill's processes (probe, simulator, proxy) stayed alive from start to stop, as the
+    /// caller measured it. Without it the report's acceptance list has no crash line (nothing
+    /// measured it); `no` misses the target.
+    #[arg(long, value_enum, value_name = "yes|no")]
+    pub processes_survived: Option<YesNo>,
+    /// Largest |probe − simulator| of the recovery moments the caller cross-checked against
+    /// ctp-front-sim's log (ms). Beyond --sim-bound-ms the target is missed: the probe's figures
+    /// are not trustworthy.
+    #[arg(long, value_name = "MS", value_parser = finite_ms)]
+    pub sim_max_diff_ms: Option<f64>,
+    /// Bound of the simulator cross-check (ms).
+    #[arg(long, value_name = "MS", default_value_t = 100.0, value_parser = finite_ms)]
+    pub sim_bound_ms: f64,
     /// Only use fault events with this `drill_id`.
     #[arg(long, value_name = "ID")]
     pub drill_id: Option<String>,
     /// Exit 0 even when the target is missed (the original's behaviour); bad input still exits 2.
     #[arg(long)]
     pub no_fail: bool,
+}
+
+/// `yes` or `no`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum YesNo {
+    /// Yes.
+    Yes,
+    /// No.
+    No,
+}
+
+fn finite_ms(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "expected a number of milliseconds >= 0, found {s:?}"
+        )),
+    }
+}
+
+/// The storage SLIs' inputs: from the prod-like health report when given (an operator's
+/// explicit value for the same SLI is then a usage error, checked in `validate`), else the
+/// operator's input, `unknown` meaning not measured.
+fn storage_inputs(
+    cli: &Cli,
+    stack: Option<&ops::ProdlikeHealth>,
+) -> (ops::Measured, ops::Measured) {
+    match (stack, &cli.prodlike_health_file) {
+        (Some(h), Some(p)) => {
+            let label = p.display().to_string();
+            (h.storage("redis-", &label), h.storage("timescale-", &label))
+        }
+        _ => (
+            ops::Measured::from_input(cli.storage_redis_health),
+            ops::Measured::from_input(cli.storage_timescale_health),
+        ),
+    }
 }
 
 fn opt_path(s: &str) -> Option<PathBuf> {
@@ -157,6 +216,14 @@ fn validate(cli: &Cli) -> Result<()> {
             "--strategy-bridge-target-ms must be a positive number, found {}",
             cli.strategy_bridge_target_ms
         )));
+    }
+    if cli.prodlike_health_file.is_some()
+        && (cli.storage_redis_health != StorageHealth::Unknown
+            || cli.storage_timescale_health != StorageHealth::Unknown)
+    {
+        return Err(EvidenceError::usage(
+            "--prodlike-health-file measures the storage SLIs: drop --storage-redis-health / --storage-timescale-health",
+        ));
     }
     if cli.fault_events_file.is_stdin() && cli.probe_log_file.is_stdin() {
         return Err(EvidenceError::usage(
@@ -193,9 +260,10 @@ struct ProbeRead {
 fn merge_samples(
     windows: &mut [Window],
     samples: impl Iterator<Item = (usize, HealthSample)>,
+    settle_ns: i64,
     keep_changes: bool,
 ) -> std::result::Result<MergeSummary, analysis::OutOfOrder> {
-    let mut m = Merge::new(windows, keep_changes);
+    let mut m = Merge::new(windows, settle_ns, keep_changes);
     for (line, s) in samples {
         m.feed(s, line)?;
     }
@@ -204,14 +272,19 @@ fn merge_samples(
 
 /// Stream the probe log once over `windows`. When a sample is older than the one before it, read
 /// the whole log again into memory, sort it (stable) by `ts_ns`, and merge again.
-fn read_probe(input: &Input, windows: &mut Vec<Window>, keep_changes: bool) -> Result<ProbeRead> {
+fn read_probe(
+    input: &Input,
+    windows: &mut Vec<Window>,
+    settle_ns: i64,
+    keep_changes: bool,
+) -> Result<ProbeRead> {
     let pristine = windows.clone();
     let label = input.label();
     let mut hasher = Sha256::new();
     let mut all: Option<Vec<(usize, HealthSample)>> = input.is_stdin().then(Vec::new);
     let mut reader = HealthLogReader::new(input.open()?, label.clone());
     let disorder = {
-        let mut m = Merge::new(windows, keep_changes);
+        let mut m = Merge::new(windows, settle_ns, keep_changes);
         let mut disorder = None;
         while let Some(r) = reader.next_with(|b| hasher.update(b)) {
             let (line, s) = r?;
@@ -255,7 +328,7 @@ fn read_probe(input: &Input, windows: &mut Vec<Window>, keep_changes: bool) -> R
     };
     samples.sort_by_key(|(_, s)| s.ts_ns);
     *windows = pristine;
-    let summary = merge_samples(windows, samples.into_iter(), keep_changes)
+    let summary = merge_samples(windows, samples.into_iter(), settle_ns, keep_changes)
         .map_err(|_| EvidenceError::failed("internal error: sorted samples out of order"))?;
     Ok(ProbeRead {
         summary,
@@ -363,6 +436,12 @@ pub fn run(cli: Cli) -> Result<Exit> {
     let operator = (!cli.operator.is_empty()).then_some(cli.operator.as_str());
     let mut prov = Provenance::start("slo-report", env!("CARGO_PKG_VERSION"), operator, false);
 
+    // A prod-like health report, read before anything is written.
+    let stack = match &cli.prodlike_health_file {
+        Some(p) => Some(ops::ProdlikeHealth::read(p)?),
+        None => None,
+    };
+
     // Fault events: small, read whole.
     let events_bytes = cli.fault_events_file.read_bytes()?;
     let events_sha = evidence_core::provenance::sha256_hex(&events_bytes);
@@ -396,10 +475,18 @@ pub fn run(cli: Cli) -> Result<Exit> {
     let probe = read_probe(
         &cli.probe_log_file,
         &mut pairing.windows,
+        i64::try_from(cli.settle_ms)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1_000_000),
         cli.timeline_svg.is_some(),
     )?;
     let summary = &probe.summary;
-    let outcome = report::outcome(&pairing.windows, cli.target_p99_sec);
+    let sim = cli.sim_max_diff_ms.map(|d| report::SimAgreement {
+        max_diff_ms: d,
+        bound_ms: cli.sim_bound_ms,
+    });
+    let outcome = report::outcome(&pairing.windows, cli.target_p99_sec)
+        .with_measured(cli.processes_survived.map(|y| y == YesNo::Yes), sim);
     prov.dry_run = pairing.executed_events == 0;
     prov.finish();
 
@@ -484,6 +571,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
     md.push('\n');
 
     // Ops health and alerts.
+    let (redis, timescale) = storage_inputs(&cli, stack.as_ref());
     let generated_ts_ns = now_ns();
     let last_ts = summary.last.map(|l| l.ts_ns);
     let outlived = match (last_ts, last_event_ns) {
@@ -507,16 +595,22 @@ pub fn run(cli: Cli) -> Result<Exit> {
         recovery_p99_s: outcome.recovery.map(|s| secs(s.p99)),
         bridge_target_ms: cli.strategy_bridge_target_ms,
         chain: cli.strategy_bridge_chain_status,
-        redis: cli.storage_redis_health,
-        timescale: cli.storage_timescale_health,
+        redis,
+        timescale,
     });
-    let overall_healthy = slis.iter().all(|s| s.healthy);
+    let overall_healthy = slis.iter().all(|s| s.healthy != Some(false));
+    let not_measured: Vec<String> = slis
+        .iter()
+        .filter(|s| s.healthy.is_none())
+        .map(|s| s.name.clone())
+        .collect();
     let health = ops::HealthReport {
         generated_ts_ns,
         scope: "core_engine + strategy_bridge + storage".into(),
         overall_healthy,
         metadata: ops::metadata(&cli),
         slis: slis.clone(),
+        not_measured,
         provenance: block.clone(),
     };
     let prov_md = block.markdown(&[]);

@@ -1,7 +1,11 @@
 //! The ops health report (five `quant_hft_*` SLIs) and the alert report, as the original's
 //! `monitoring.py`, `sli_catalog.py` and `alert_policy.py` build them (contracts §2.4, §4).
 
-use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use evidence_core::{EvidenceError, Result};
+use serde::{Deserialize, Serialize};
 
 use crate::fmt::{g, yes_no};
 
@@ -63,8 +67,9 @@ pub struct Sli {
     pub target: f64,
     /// `bool` or `ms`.
     pub unit: String,
-    /// Healthy.
-    pub healthy: bool,
+    /// Healthy; `null` when nothing measured it (no input was given): no alert, and the overall
+    /// verdict is over the measured SLIs.
+    pub healthy: Option<bool>,
     /// How the value was produced.
     pub detail: String,
 }
@@ -75,7 +80,7 @@ impl Sli {
         value: Option<f64>,
         target: f64,
         unit: &str,
-        healthy: bool,
+        healthy: Option<bool>,
         detail: String,
     ) -> Sli {
         let name = format!("{PREFIX}{base}");
@@ -174,30 +179,164 @@ pub struct SliInputs {
     /// Chain status.
     pub chain: ChainStatus,
     /// Redis.
-    pub redis: StorageHealth,
+    pub redis: Measured,
     /// Timescale.
-    pub timescale: StorageHealth,
+    pub timescale: Measured,
+}
+
+/// A boolean SLI's input: measured (healthy or not, with how) or not measured (why).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Measured {
+    /// Measured.
+    Yes {
+        /// Healthy.
+        healthy: bool,
+        /// How it was measured.
+        detail: String,
+    },
+    /// Not measured.
+    No(String),
+}
+
+impl Measured {
+    /// From an operator's `--storage-*-health` (unknown: not measured).
+    #[must_use]
+    pub fn from_input(h: StorageHealth) -> Measured {
+        match h {
+            StorageHealth::Unknown => Measured::No("not measured: no input".into()),
+            h => Measured::Yes {
+                healthy: h == StorageHealth::Healthy,
+                detail: format!("input={}", value_name(&h)),
+            },
+        }
+    }
+}
+
+/// A prod-like health report (prodlike-health / the original's `check_prodlike_health`,
+/// contracts §2.10); only what the storage SLIs need.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProdlikeHealth {
+    /// When it was made.
+    pub generated_ts_ns: i64,
+    /// The stack's verdict.
+    pub healthy: bool,
+    /// Required services that were never started / not found.
+    #[serde(default)]
+    pub missing_services: Vec<String>,
+    /// Services found unhealthy.
+    #[serde(default)]
+    pub unhealthy_services: Vec<ServiceEntry>,
+    /// Every service seen: state and health.
+    #[serde(default)]
+    pub service_states: BTreeMap<String, ServiceState>,
+}
+
+/// An `unhealthy_services` entry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceEntry {
+    /// Service name.
+    pub service: String,
+}
+
+/// A `service_states` entry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceState {
+    /// `running`, `exited`, `not_started`, `not_provided`, ...
+    #[serde(default)]
+    pub state: String,
+    /// `healthy`, `unhealthy` or empty.
+    #[serde(default)]
+    pub health: String,
+}
+
+impl ProdlikeHealth {
+    /// Read `path`.
+    ///
+    /// # Errors
+    /// `Io`, or `Parse` naming the file, line and field when it is not such a report.
+    pub fn read(path: &Path) -> Result<ProdlikeHealth> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| EvidenceError::io("cannot read", path, e))?;
+        serde_json::from_str(&text).map_err(|e| {
+            let msg = e.to_string();
+            let field = msg.split('`').nth(1).unwrap_or("report").to_string();
+            EvidenceError::parse(
+                path.display().to_string(),
+                e.line(),
+                field,
+                "a prod-like health report (check_prodlike_health / prodlike-health JSON)",
+                msg,
+            )
+        })
+    }
+
+    /// The health of the services named `<prefix>*` (`redis-`, `timescale-`): healthy when
+    /// every one of them is (state `running`/`up`, health empty or `healthy`, as the original
+    /// judges a row), unhealthy when one is missing or unhealthy; not measured when the report
+    /// has none of them.
+    #[must_use]
+    pub fn storage(&self, prefix: &str, label: &str) -> Measured {
+        let mut verdicts: BTreeMap<&str, String> = BTreeMap::new();
+        for (name, st) in &self.service_states {
+            if name.starts_with(prefix) && st.state != "not_provided" {
+                let ok = matches!(st.state.as_str(), "running" | "up")
+                    && matches!(st.health.as_str(), "" | "healthy");
+                let text = if ok {
+                    "healthy".to_string()
+                } else {
+                    format!("unhealthy (state={}, health={})", st.state, st.health)
+                };
+                verdicts.insert(name, text);
+            }
+        }
+        for e in &self.unhealthy_services {
+            if e.service.starts_with(prefix) {
+                verdicts
+                    .entry(&e.service)
+                    .and_modify(|t| {
+                        if t == "healthy" {
+                            *t = "unhealthy".into();
+                        }
+                    })
+                    .or_insert_with(|| "unhealthy".into());
+            }
+        }
+        for m in &self.missing_services {
+            if m.starts_with(prefix) {
+                verdicts.insert(m, "missing".into());
+            }
+        }
+        if verdicts.is_empty() {
+            return Measured::No(format!("not measured: no {prefix}* service in {label}"));
+        }
+        Measured::Yes {
+            healthy: verdicts.values().all(|v| v == "healthy"),
+            detail: format!(
+                "prodlike={label}: {}",
+                verdicts
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
 }
 
 /// Build the five SLIs.
 #[must_use]
 pub fn build_slis(i: &SliInputs) -> Vec<Sli> {
     let alive = i.health_lines > 0 && i.probe_outlived_faults;
-    let bool_sli = |base: &str, ok: Option<bool>, raw: String| {
-        let value = ok.map(|b| if b { 1.0 } else { 0.0 });
-        Sli::new(
+    let bool_sli = |base: &str, m: &Measured| match m {
+        Measured::Yes { healthy, detail } => Sli::new(
             base,
-            value,
+            Some(if *healthy { 1.0 } else { 0.0 }),
             1.0,
             "bool",
-            value == Some(1.0),
-            format!("input={raw}"),
-        )
-    };
-    let storage = |h: StorageHealth| match h {
-        StorageHealth::Healthy => Some(true),
-        StorageHealth::Unhealthy => Some(false),
-        StorageHealth::Unknown => None,
+            Some(*healthy),
+            detail.clone(),
+        ),
+        Measured::No(why) => Sli::new(base, None, 1.0, "bool", None, why.clone()),
     };
     let p99_ms = i.recovery_p99_s.map(|s| s * 1000.0);
     vec![
@@ -206,7 +345,7 @@ pub fn build_slis(i: &SliInputs) -> Vec<Sli> {
             Some(if alive { 1.0 } else { 0.0 }),
             1.0,
             "bool",
-            alive,
+            Some(alive),
             i.liveness_detail.clone(),
         ),
         Sli::new(
@@ -214,24 +353,21 @@ pub fn build_slis(i: &SliInputs) -> Vec<Sli> {
             p99_ms,
             i.bridge_target_ms,
             "ms",
-            p99_ms.is_some_and(|v| v <= i.bridge_target_ms),
+            Some(p99_ms.is_some_and(|v| v <= i.bridge_target_ms)),
             "derived from reconnect recovery samples (the reconnect recovery P99, not a measured bridge latency)".into(),
         ),
         bool_sli(
             "strategy_bridge_chain_integrity",
-            match i.chain {
-                ChainStatus::Complete => Some(true),
-                ChainStatus::Incomplete => Some(false),
-                ChainStatus::Unknown => None,
+            &match i.chain {
+                ChainStatus::Unknown => Measured::No("not measured: no input".into()),
+                c => Measured::Yes {
+                    healthy: c == ChainStatus::Complete,
+                    detail: format!("input={}", value_name(&c)),
+                },
             },
-            value_name(&i.chain),
         ),
-        bool_sli("storage_redis_health", storage(i.redis), value_name(&i.redis)),
-        bool_sli(
-            "storage_timescale_health",
-            storage(i.timescale),
-            value_name(&i.timescale),
-        ),
+        bool_sli("storage_redis_health", &i.redis),
+        bool_sli("storage_timescale_health", &i.timescale),
     ]
 }
 
@@ -260,12 +396,14 @@ pub struct HealthReport<P: Serialize> {
     pub generated_ts_ns: i64,
     /// `core_engine + strategy_bridge + storage`.
     pub scope: String,
-    /// All five SLIs healthy.
+    /// Every measured SLI healthy.
     pub overall_healthy: bool,
     /// Metadata.
     pub metadata: Metadata,
     /// The SLIs.
     pub slis: Vec<Sli>,
+    /// The SLIs nothing measured (no input given): neither healthy nor alerted on.
+    pub not_measured: Vec<String>,
     /// Provenance (ours).
     pub provenance: P,
 }
@@ -301,7 +439,7 @@ pub struct AlertReport<P: Serialize> {
 pub fn alerts(slis: &[Sli]) -> Vec<Alert> {
     let v: Vec<Alert> = slis
         .iter()
-        .filter(|s| !s.healthy)
+        .filter(|s| s.healthy == Some(false))
         .map(|s| {
             let base = s.base();
             let severity = if base == "strategy_bridge_latency_p99_ms" {
@@ -318,10 +456,22 @@ pub fn alerts(slis: &[Sli]) -> Vec<Alert> {
         })
         .collect();
     if v.is_empty() {
+        let unmeasured: Vec<&str> = slis
+            .iter()
+            .filter(|s| s.healthy.is_none())
+            .map(Sli::base)
+            .collect();
         vec![Alert {
             code: "OPS_ALL_HEALTHY".into(),
             severity: "info".into(),
-            message: "all SLI checks are healthy".into(),
+            message: if unmeasured.is_empty() {
+                "all SLI checks are healthy".into()
+            } else {
+                format!(
+                    "all measured SLI checks are healthy (not measured: {})",
+                    unmeasured.join(", ")
+                )
+            },
             sli_name: format!("{PREFIX}core_process_alive"),
         }]
     } else {
@@ -353,7 +503,7 @@ pub fn health_markdown<P: Serialize>(r: &HealthReport<P>) -> String {
             sli.name,
             sli.value.map_or_else(|| "n/a".to_string(), g),
             g(sli.target),
-            yes_no(sli.healthy),
+            sli.healthy.map_or("not measured", yes_no),
             cell(&sli.detail)
         ));
     }
@@ -399,15 +549,15 @@ mod tests {
             recovery_p99_s: Some(1.0),
             bridge_target_ms: 1500.0,
             chain: ChainStatus::Complete,
-            redis: StorageHealth::Healthy,
-            timescale: StorageHealth::Healthy,
+            redis: Measured::from_input(StorageHealth::Healthy),
+            timescale: Measured::from_input(StorageHealth::Healthy),
         }
     }
 
     #[test]
     fn all_healthy_gives_info() {
         let slis = build_slis(&inputs());
-        assert!(slis.iter().all(|s| s.healthy));
+        assert!(slis.iter().all(|s| s.healthy == Some(true)));
         let a = alerts(&slis);
         assert_eq!(a.len(), 1);
         assert_eq!(
@@ -420,8 +570,8 @@ mod tests {
     fn severities() {
         let mut i = inputs();
         i.recovery_p99_s = Some(2.0);
-        i.chain = ChainStatus::Unknown;
-        i.timescale = StorageHealth::Unhealthy;
+        i.chain = ChainStatus::Incomplete;
+        i.timescale = Measured::from_input(StorageHealth::Unhealthy);
         let slis = build_slis(&i);
         let a = alerts(&slis);
         let codes: Vec<_> = a
@@ -438,9 +588,21 @@ mod tests {
         );
         assert_eq!(
             a[1].message,
-            "strategy_bridge_chain_integrity unhealthy: input=unknown"
+            "strategy_bridge_chain_integrity unhealthy: input=incomplete"
         );
-        assert_eq!(slis[2].value, None);
+        assert_eq!(slis[2].value, Some(0.0));
         assert_eq!(slis[4].value, Some(0.0));
+        // Inputs nobody gave are not measured: no alert.
+        i.chain = ChainStatus::Unknown;
+        i.timescale = Measured::from_input(StorageHealth::Unknown);
+        i.recovery_p99_s = Some(1.0);
+        let slis = build_slis(&i);
+        assert_eq!(slis[2].healthy, None);
+        let a = alerts(&slis);
+        assert_eq!(a[0].code, "OPS_ALL_HEALTHY");
+        assert_eq!(
+            a[0].message,
+            "all measured SLI checks are healthy (not measured: strategy_bridge_chain_integrity, storage_timescale_health)"
+        );
     }
 }

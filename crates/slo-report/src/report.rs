@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use evidence_core::compat::Scenario;
 use evidence_core::{EvidenceError, Result};
+use reconnect_core::fault_event::Scenario;
 
 use crate::analysis::{Pairing, Stats, Status, Window, secs};
 use crate::fmt::{g, iso_utc, yes_no};
@@ -37,6 +37,52 @@ pub struct Outcome {
     pub meets_target: bool,
     /// Why not.
     pub reasons: Vec<String>,
+    /// The drill's processes stayed alive from start to stop, as the caller measured it (`None`:
+    /// not measured, and the report says nothing about crashes).
+    pub survived: Option<bool>,
+    /// The probe's recovery moments against the simulator's log, as the caller measured them.
+    pub sim: Option<SimAgreement>,
+}
+
+/// The probe-vs-simulator cross-check of a local drill (reconnect_core::crosscheck).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimAgreement {
+    /// Largest |probe − simulator| over the cross-checked windows (ms).
+    pub max_diff_ms: f64,
+    /// The bound (ms).
+    pub bound_ms: f64,
+}
+
+impl SimAgreement {
+    /// Within the bound.
+    #[must_use]
+    pub fn agrees(&self) -> bool {
+        self.max_diff_ms.abs() <= self.bound_ms
+    }
+}
+
+impl Outcome {
+    /// Add what the caller measured; a disagreement with the simulator or a crash misses the
+    /// target (the probe's figures cannot be trusted, or the drill did not survive).
+    pub fn with_measured(mut self, survived: Option<bool>, sim: Option<SimAgreement>) -> Outcome {
+        if let Some(a) = sim
+            && !a.agrees()
+        {
+            self.reasons.push(format!(
+                "the probe disagrees with ctp-front-sim's log by {:.3} ms (bound {} ms): its figures are not trustworthy",
+                a.max_diff_ms,
+                g(a.bound_ms)
+            ));
+        }
+        if survived == Some(false) {
+            self.reasons
+                .push("a process of the drill died before the end".to_string());
+        }
+        self.meets_target = self.reasons.is_empty();
+        self.survived = survived;
+        self.sim = sim;
+        self
+    }
 }
 
 /// Compute the outcome of the measured windows against `target_s`.
@@ -101,6 +147,8 @@ pub fn outcome(windows: &[Window], target_s: f64) -> Outcome {
         per_scenario,
         meets_target: reasons.is_empty(),
         reasons,
+        survived: None,
+        sim: None,
     }
 }
 
@@ -197,6 +245,29 @@ pub fn markdown(h: &Header, p: &Pairing, o: &Outcome, probe: &ProbeFacts) -> Str
     ] {
         s.push_str(&format!("- {k}: {v}\n"));
     }
+    summary(&mut s, h, o);
+    matrix(&mut s, ws);
+    acceptance(&mut s, h, o, probe);
+    s.push_str("\n## Logs and Evidence\n\n");
+    s.push_str(&format!("- Probe log file: {}\n", h.probe_path));
+    s.push_str(&format!("- Fault events file: {}\n", h.events_path));
+    if let Some(c) = &h.csv_path {
+        s.push_str(&format!("- Samples CSV: {c}\n"));
+    }
+    if let Some((path, link)) = &h.svg {
+        s.push_str(&format!("- Timeline: [{path}]({link})\n"));
+    }
+    statistics(&mut s, o);
+    if let Some((path, link)) = &h.svg {
+        s.push_str(&format!(
+            "## Timeline\n\n![Reconnect timeline: {path}]({link})\n\n"
+        ));
+    }
+    inputs(&mut s, p, probe);
+    s
+}
+
+fn summary(s: &mut String, h: &Header, o: &Outcome) {
     s.push_str("\n## Summary\n\n");
     s.push_str(&format!("- Samples: {}\n", o.counted));
     s.push_str(&format!(
@@ -233,6 +304,9 @@ pub fn markdown(h: &Header, p: &Pairing, o: &Outcome, probe: &ProbeFacts) -> Str
     for r in &o.reasons {
         s.push_str(&format!("- Target missed: {r}\n"));
     }
+}
+
+fn matrix(s: &mut String, ws: &[Window]) {
     s.push_str(
         "\n## Scenario Matrix\n\n| Scenario | Parameters | Start Time (UTC) | End Time (UTC) | Recovered | Recovery Seconds | Notes |\n|---|---|---|---|---|---:|---|\n",
     );
@@ -251,6 +325,9 @@ pub fn markdown(h: &Header, p: &Pairing, o: &Outcome, probe: &ProbeFacts) -> Str
             cell(&w.notes().join(";"))
         ));
     }
+}
+
+fn acceptance(s: &mut String, h: &Header, o: &Outcome, probe: &ProbeFacts) {
     let box_ = |b: bool| if b { "[x]" } else { "[ ]" };
     let observed_all = o.counted > 0 && o.not_observed == 0;
     let reconnect_all = o.counted > 0 && o.recovered > 0 && o.not_recovered == 0;
@@ -269,21 +346,24 @@ pub fn markdown(h: &Header, p: &Pairing, o: &Outcome, probe: &ProbeFacts) -> Str
         box_(o.meets_target),
         g(h.target_s)
     ));
-    s.push_str("- [ ] no crash (manual confirmation required)\n");
+    if let Some(alive) = o.survived {
+        s.push_str(&format!("- {} no crash\n", box_(alive)));
+    }
     s.push_str(&format!(
         "- {} no stuck state after repeated runs\n",
         box_(not_stuck)
     ));
-    s.push_str("\n## Logs and Evidence\n\n");
-    s.push_str(&format!("- Probe log file: {}\n", h.probe_path));
-    s.push_str(&format!("- Fault events file: {}\n", h.events_path));
-    if let Some(c) = &h.csv_path {
-        s.push_str(&format!("- Samples CSV: {c}\n"));
+    if let Some(a) = o.sim {
+        s.push_str(&format!(
+            "- {} probe agrees with the simulator's log within {} ms (max |diff| {:.3} ms)\n",
+            box_(a.agrees()),
+            g(a.bound_ms),
+            a.max_diff_ms
+        ));
     }
-    if let Some((path, link)) = &h.svg {
-        s.push_str(&format!("- Timeline: [{path}]({link})\n"));
-    }
+}
 
+fn statistics(s: &mut String, o: &Outcome) {
     s.push_str("\n## Statistics\n\nNearest-rank percentiles over the recovered windows (recovery, from the clear) and over the counted windows that went unhealthy (detection, from the apply).\n\n");
     let mut rows: Vec<(String, Option<Stats>)> = o
         .per_scenario
@@ -299,13 +379,9 @@ pub fn markdown(h: &Header, p: &Pairing, o: &Outcome, probe: &ProbeFacts) -> Str
         .collect();
     rows.push(("all".into(), o.detection));
     s.push_str(&stats_table("Detection", &rows));
+}
 
-    if let Some((path, link)) = &h.svg {
-        s.push_str(&format!(
-            "## Timeline\n\n![Reconnect timeline: {path}]({link})\n\n"
-        ));
-    }
-
+fn inputs(s: &mut String, p: &Pairing, probe: &ProbeFacts) {
     s.push_str("## Inputs\n\n");
     s.push_str(&format!(
         "- Fault events used (execute=true): {}\n- Dry-run events ignored (execute=false): {}\n",
@@ -337,9 +413,8 @@ pub fn markdown(h: &Header, p: &Pairing, o: &Outcome, probe: &ProbeFacts) -> Str
         );
     }
     s.push_str(
-        "- Method: a window counts when the probe was healthy at apply; detection is the first unhealthy sample after apply; recovery is measured from the clear to the first healthy state at or after it (0 when the probe was healthy again before the clear), and only after an unhealthy state was observed. Fault times are the events' effective_ts_ns when recorded, else ts_ns.\n",
+        "- Method: a window counts when the probe was healthy at apply; detection is the first unhealthy sample after apply; recovery is measured from the clear to the first healthy moment (the clear itself, or a healthy sample after it) after which the probe stayed healthy for the settle interval or until the next apply, and only after an unhealthy state was observed (an outage just after the clear is the window's own; the search ends at the next apply). Fault times are the events' effective_ts_ns when recorded, else ts_ns.\n",
     );
-    s
 }
 
 fn opt_i64(v: Option<i64>) -> String {
@@ -374,7 +449,7 @@ pub fn samples_csv(windows: &[Window]) -> Result<Vec<u8>> {
         "clear_line",
         "drill_id",
     ];
-    header.extend(evidence_core::compat::PARAMETER_KEYS);
+    header.extend(reconnect_core::fault_event::PARAMETER_KEYS);
     w.write_record(&header).map_err(io)?;
     for (i, win) in windows.iter().enumerate() {
         let mut row: Vec<String> = vec![

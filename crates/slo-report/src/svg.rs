@@ -4,7 +4,8 @@
 
 use std::fmt::Write as _;
 
-use evidence_core::compat::{HealthState, Scenario};
+use reconnect_core::fault_event::Scenario;
+use reconnect_core::probe_log::HealthState;
 
 use crate::analysis::{MergeSummary, Status, Window, secs};
 use crate::fmt::{hms_utc, iso_utc};
@@ -92,26 +93,7 @@ fn strip(out: &mut String, cols: &[u8], y: f64, h: f64) {
 /// Render the timeline. `title` is shown on top; `provenance` goes into `<metadata>`.
 #[must_use]
 pub fn render(windows: &[Window], summary: &MergeSummary, title: &str, provenance: &str) -> String {
-    let mut t0 = i64::MAX;
-    let mut t1 = i64::MIN;
-    for w in windows {
-        t0 = t0.min(w.apply_ns);
-        t1 = t1.max(w.clear_ns.unwrap_or(w.apply_ns));
-        if let Some(r) = w.recovered_ns {
-            t1 = t1.max(r);
-        }
-    }
-    if let (Some(f), Some(l)) = (summary.first, summary.last) {
-        t0 = t0.min(f.ts_ns);
-        t1 = t1.max(l.ts_ns);
-    }
-    if t0 == i64::MAX {
-        t0 = 0;
-        t1 = 1_000_000_000;
-    }
-    if t1 <= t0 {
-        t1 = t0 + 1_000_000_000;
-    }
+    let (t0, t1) = time_span(windows, summary);
     #[expect(clippy::cast_precision_loss, reason = "pixel scale")]
     let sc = Scale {
         t0,
@@ -202,9 +184,40 @@ pub fn render(windows: &[Window], summary: &MergeSummary, title: &str, provenanc
             }
         }
     }
-    // Axis.
+    axis(&mut o, &sc, (t0, t1), scenarios.len());
+    o.push_str("</svg>\n");
+    o
+}
+
+/// The time span shown: every window and sample, at least a second.
+fn time_span(windows: &[Window], summary: &MergeSummary) -> (i64, i64) {
+    let mut t0 = i64::MAX;
+    let mut t1 = i64::MIN;
+    for w in windows {
+        t0 = t0.min(w.apply_ns);
+        t1 = t1.max(w.clear_ns.unwrap_or(w.apply_ns));
+        if let Some(r) = w.recovered_ns {
+            t1 = t1.max(r);
+        }
+    }
+    if let (Some(f), Some(l)) = (summary.first, summary.last) {
+        t0 = t0.min(f.ts_ns);
+        t1 = t1.max(l.ts_ns);
+    }
+    if t0 == i64::MAX {
+        t0 = 0;
+        t1 = 1_000_000_000;
+    }
+    if t1 <= t0 {
+        t1 = t0 + 1_000_000_000;
+    }
+    (t0, t1)
+}
+
+/// The time axis under the lanes.
+fn axis(o: &mut String, sc: &Scale, (t0, t1): (i64, i64), lanes: usize) {
     #[expect(clippy::cast_precision_loss, reason = "few lanes")]
-    let ay = TOP + 40.0 + LANE_H * scenarios.len() as f64 + 10.0;
+    let ay = TOP + 40.0 + LANE_H * lanes as f64 + 10.0;
     let _ = writeln!(
         o,
         r##"<line x1="{LEFT}" x2="{:.1}" y1="{ay:.1}" y2="{ay:.1}" stroke="#333"/>"##,
@@ -225,6 +238,4 @@ pub fn render(windows: &[Window], summary: &MergeSummary, title: &str, provenanc
             secs(ns - t0)
         );
     }
-    o.push_str("</svg>\n");
-    o
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{CommandFactory as _, Parser, Subcommand};
 use deploy_core::svc::{self, RunDir};
 use evidence_core::cli::{EXIT_STATUS_HELP, info, stdout_write};
+use evidence_core::duration::DurationParser;
 use evidence_core::health::{Check, HealthOptions, wait_healthy};
 use evidence_core::lock::LockFile;
 use evidence_core::supervisor::Stopped;
@@ -51,22 +52,22 @@ pub enum Action {
         port: Option<u16>,
         /// After starting, wait up to this many seconds for /health to pass with this release's
         /// version (exit 1 if it does not). Without it, deploy only waits for the port to open.
-        #[arg(long, value_name = "SECS")]
-        wait_healthy: Option<f64>,
+        #[arg(long, value_name = "SECS", value_parser = DurationParser::secs())]
+        wait_healthy: Option<Duration>,
     },
     /// Switch `current` back to `previous` and restart.
     Rollback {
         /// Wait up to this many seconds for /health to pass with the restored version.
-        #[arg(long, value_name = "SECS")]
-        wait_healthy: Option<f64>,
+        #[arg(long, value_name = "SECS", value_parser = DurationParser::secs())]
+        wait_healthy: Option<Duration>,
     },
     /// Start the current release (no-op when it already runs).
     Start,
     /// Stop the service: SIGTERM, SIGKILL after --grace.
     Stop {
         /// Seconds between SIGTERM and SIGKILL.
-        #[arg(long, default_value_t = 5.0)]
-        grace: f64,
+        #[arg(long, value_name = "SECS", default_value = "5", value_parser = DurationParser::secs())]
+        grace: Duration,
     },
     /// Kill the service with SIGKILL, as a crash would (fault injection).
     Kill,
@@ -89,19 +90,9 @@ pub enum Action {
         #[arg(long, value_name = "V")]
         expect_version: Option<String>,
         /// Retry until this many seconds have passed (0: one attempt).
-        #[arg(long, default_value_t = 0.0)]
-        timeout: f64,
+        #[arg(long, value_name = "SECS", default_value = "0", value_parser = DurationParser::secs())]
+        timeout: Duration,
     },
-}
-
-fn secs(v: f64, flag: &str) -> Result<Duration> {
-    if v.is_finite() && (0.0..1e6).contains(&v) {
-        Ok(Duration::from_secs_f64(v))
-    } else {
-        Err(EvidenceError::usage(format!(
-            "{flag} must be a number of seconds >= 0, found {v}"
-        )))
-    }
 }
 
 const START_WAIT: Duration = Duration::from_secs(10);
@@ -115,7 +106,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Action::Health {
             expect_version,
             timeout,
-        } => health(&rd, expect_version.as_deref(), secs(timeout, "--timeout")?),
+        } => health(&rd, expect_version.as_deref(), timeout),
         action => {
             std::fs::create_dir_all(rd.root())
                 .map_err(|e| EvidenceError::io("cannot create folder", rd.root(), e))?;
@@ -135,9 +126,7 @@ fn mutate(rd: &RunDir, action: Action) -> Result<Exit> {
             wait_healthy,
         } => {
             svc::check_version(&release)?;
-            let wait = wait_healthy
-                .map(|w| secs(w, "--wait-healthy"))
-                .transpose()?;
+            let wait = wait_healthy;
             let bin = binary.unwrap_or_else(|| svc::sibling_binary(svc::BINARY));
             let prev = rd.deploy(&release, &bin, fail_health, port, START_WAIT)?;
             info(&format!(
@@ -156,9 +145,7 @@ fn mutate(rd: &RunDir, action: Action) -> Result<Exit> {
             }
         }
         Action::Rollback { wait_healthy } => {
-            let wait = wait_healthy
-                .map(|w| secs(w, "--wait-healthy"))
-                .transpose()?;
+            let wait = wait_healthy;
             let (from, to) = rd.rollback(START_WAIT)?;
             info(&format!(
                 "rolled back from {} to {to}",
@@ -179,7 +166,7 @@ fn mutate(rd: &RunDir, action: Action) -> Result<Exit> {
             Ok(Exit::Pass)
         }
         Action::Stop { grace } => {
-            let how = rd.stop(secs(grace, "--grace")?)?;
+            let how = rd.stop(grace)?;
             info(match how {
                 Stopped::NotRunning => "not running",
                 Stopped::Terminated => "stopped (SIGTERM)",

@@ -162,3 +162,22 @@ fn a_port_taken_by_another_process_is_not_mistaken_for_the_release() {
         .code(0)
         .stdout_is("false\n");
 }
+
+#[test]
+fn durations_take_both_spellings_and_are_range_checked() {
+    let s = Site::new();
+    s.svc(&["deploy", "--release", "v1", "--wait-healthy", "20s"])
+        .code(0);
+    // The wrong version: health fails (exit 1) after its timeout, in either spelling.
+    for t in ["200ms", "0.2"] {
+        s.svc(&["health", "--expect-version", "v9", "--timeout", t])
+            .code(1)
+            .stdout_has("health FAILED");
+    }
+    for bad in ["1e400", "-1", "NaN", "18446744073709551615"] {
+        s.svc(&["stop", &format!("--grace={bad}")])
+            .code(2)
+            .stdout_is("")
+            .stderr_has("invalid value");
+    }
+}

@@ -16,6 +16,8 @@
 //! ([`CalendarError::NotCovered`]); look-ahead past `valid_to` (to find the next window) assumes
 //! every weekday trades, which can only make a window shorter, never let a drill into a session.
 
+pub mod guard;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
@@ -49,6 +51,15 @@ struct FileGroup {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct FileDayGroup {
+    name: String,
+    sessions: Vec<FileRange>,
+    #[serde(default)]
+    products: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FileNight {
     start: String,
     groups: Vec<FileGroup>,
@@ -72,6 +83,8 @@ struct FileCalendar {
     valid_from: String,
     valid_to: String,
     day_sessions: Vec<FileRange>,
+    #[serde(default)]
+    day_groups: Vec<FileDayGroup>,
     night_sessions: FileNight,
     holidays: Vec<FileHoliday>,
 }
@@ -84,6 +97,17 @@ pub struct NightGroup {
     /// End, minutes after local midnight (before `night_start` means the next morning).
     pub end_min: u32,
     /// Products (`SHFE.ag`, ...), indicative.
+    pub products: Vec<String>,
+}
+
+/// A product group whose day sessions differ from `day_sessions` (CFFEX's index and bond futures).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayGroup {
+    /// Group name (`cffex_index`, ...).
+    pub name: String,
+    /// Its day sessions, (start, end) minutes after local midnight, in order.
+    pub sessions: Vec<(u32, u32)>,
+    /// Products (`CFFEX.IF`, ...).
     pub products: Vec<String>,
 }
 
@@ -114,8 +138,13 @@ pub struct Calendar {
     pub valid_from: Date,
     /// Last covered date.
     pub valid_to: Date,
-    /// Day sessions, (start, end) minutes after local midnight.
+    /// Day sessions of the products not in a day group, (start, end) minutes after local midnight.
     pub day: Vec<(u32, u32)>,
+    /// Product groups with their own day sessions (from `day_groups`).
+    pub day_groups: Vec<DayGroup>,
+    /// The union of every day session of every group, merged and in order: when any product
+    /// trades. What the session queries use (a drill is never let into any product's session).
+    pub day_union: Vec<(u32, u32)>,
     /// Night start, minutes after local midnight.
     pub night_start: u32,
     /// Night groups.
@@ -165,9 +194,10 @@ pub struct Window {
 }
 
 /// Errors specific to calendar queries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CalendarError {
     /// The instant's date is outside the calendar's covered range.
+    #[error("the calendar covers {from} to {to}; {date} is outside it (add that year's holidays)")]
     NotCovered {
         /// The local date asked about.
         date: Date,
@@ -177,22 +207,9 @@ pub enum CalendarError {
         to: Date,
     },
     /// No such night group.
+    #[error("unknown night-session group {0:?}")]
     UnknownGroup(String),
 }
-
-impl fmt::Display for CalendarError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CalendarError::NotCovered { date, from, to } => write!(
-                f,
-                "the calendar covers {from} to {to}; {date} is outside it (add that year's holidays)"
-            ),
-            CalendarError::UnknownGroup(g) => write!(f, "unknown night-session group {g:?}"),
-        }
-    }
-}
-
-impl std::error::Error for CalendarError {}
 
 impl Calendar {
     /// The built-in calendar (`configs/calendar/cn-futures-2026.yaml` at build time).
@@ -219,7 +236,6 @@ impl Calendar {
     }
 
     /// Parse calendar YAML; `label` names the source in errors.
-    #[allow(clippy::too_many_lines)]
     pub fn parse(text: &str, label: &str) -> Result<Calendar> {
         let f: FileCalendar = yaml_serde::from_str(text).map_err(|e| {
             let line = e.location().map_or(0, |l| l.line());
@@ -244,26 +260,7 @@ impl Calendar {
             ));
         }
         let hhmm = |field: &str, s: &str| parse_hhmm(s).ok_or_else(|| bad(field, "HH:MM", s));
-        let mut day = Vec::new();
-        for r in &f.day_sessions {
-            let (a, b) = (
-                hhmm("day_sessions.start", &r.start)?,
-                hhmm("day_sessions.end", &r.end)?,
-            );
-            if b <= a {
-                return Err(bad("day_sessions.end", "a time after the start", &r.end));
-            }
-            if let Some(&(_, prev_end)) = day.last()
-                && a < prev_end
-            {
-                return Err(bad(
-                    "day_sessions.start",
-                    "sessions in order, not overlapping",
-                    &r.start,
-                ));
-            }
-            day.push((a, b));
-        }
+        let day = parse_ranges(&f.day_sessions, "day_sessions", &hhmm, &bad)?;
         if day.is_empty() {
             return Err(EvidenceError::parse(
                 label,
@@ -273,11 +270,18 @@ impl Calendar {
                 "none",
             ));
         }
+        let day_groups = parse_day_groups(&f.day_groups, &hhmm, &bad)?;
+        let day_union = merge_ranges(
+            day.iter()
+                .chain(day_groups.iter().flat_map(|g| g.sessions.iter()))
+                .copied()
+                .collect(),
+        );
         let night_start = hhmm("night_sessions.start", &f.night_sessions.start)?;
         let mut groups = Vec::new();
         for g in &f.night_sessions.groups {
             let end_min = hhmm("night_sessions.groups.end", &g.end)?;
-            if end_min < night_start && end_min >= day[0].0 {
+            if end_min < night_start && end_min >= day_union[0].0 {
                 return Err(bad(
                     "night_sessions.groups.end",
                     "an end before the first day session or after the night start",
@@ -327,6 +331,8 @@ impl Calendar {
             valid_from,
             valid_to,
             day,
+            day_groups,
+            day_union,
             night_start,
             groups,
             holidays,
@@ -433,6 +439,65 @@ impl Calendar {
         Ok(())
     }
 
+    /// Whether every date a judgement of the instant (with `margin_ns` either side) depends on is
+    /// covered: the dates of `ns - margin` and `ns + margin`; the evening before, when a night
+    /// session of it could reach past midnight into the window; and the day after `valid_to`
+    /// when the window reaches `valid_to`'s night start (whether that night trades depends on the
+    /// next year's holidays). Refuses instead of guessing.
+    pub fn check_judgeable(
+        &self,
+        ns: i64,
+        margin_ns: i64,
+    ) -> std::result::Result<(), CalendarError> {
+        self.check_covered(ns)?;
+        let not_covered = |date: Date| CalendarError::NotCovered {
+            date,
+            from: self.valid_from,
+            to: self.valid_to,
+        };
+        let (d0, m0) = self.local(ns.saturating_sub(margin_ns));
+        if d0 < self.valid_from {
+            return Err(not_covered(d0));
+        }
+        let past_midnight = self
+            .groups
+            .iter()
+            .map(|g| g.end_min)
+            .filter(|&e| e <= self.night_start)
+            .max();
+        if let Some(end) = past_midnight
+            && m0 < end
+            && let Some(prev) = d0.previous_day()
+            && prev < self.valid_from
+        {
+            return Err(not_covered(prev));
+        }
+        let (d1, m1) = self.local(ns.saturating_add(margin_ns));
+        if d1 > self.valid_to {
+            return Err(not_covered(d1));
+        }
+        if d1 == self.valid_to && !self.groups.is_empty() && m1 >= self.night_start {
+            return Err(not_covered(d1.next_day().unwrap_or(d1)));
+        }
+        Ok(())
+    }
+
+    /// The day group a product (`CFFEX.IF`, or an instrument such as `CFFEX.IF2606`) belongs to.
+    #[must_use]
+    pub fn day_group_of(&self, product: &str) -> Option<&DayGroup> {
+        let p = product.trim_end_matches(|c: char| c.is_ascii_digit());
+        self.day_groups
+            .iter()
+            .find(|g| g.products.iter().any(|x| x.eq_ignore_ascii_case(p)))
+    }
+
+    /// The day sessions of a product: its day group's, else `day_sessions`.
+    #[must_use]
+    pub fn day_sessions_of(&self, product: &str) -> &[(u32, u32)] {
+        self.day_group_of(product)
+            .map_or(self.day.as_slice(), |g| g.sessions.as_slice())
+    }
+
     /// True for a Monday–Friday date that is not a holiday.
     #[must_use]
     pub fn is_trading_day(&self, d: Date) -> bool {
@@ -483,7 +548,7 @@ impl Calendar {
         if !self.is_trading_day(d) {
             return Ok(out);
         }
-        for &(a, b) in &self.day {
+        for &(a, b) in &self.day_union {
             out.push(Session {
                 kind: SessionKind::Day,
                 start_ns: self.at(d, a),
@@ -540,7 +605,7 @@ impl Calendar {
         ns: i64,
         sel: &NightSelect,
     ) -> std::result::Result<Option<Session>, CalendarError> {
-        self.check_covered(ns)?;
+        self.check_judgeable(ns, 0)?;
         Ok(self
             .sessions_between(ns, ns + 1, sel)?
             .into_iter()
@@ -554,7 +619,7 @@ impl Calendar {
         margin_ns: i64,
         sel: &NightSelect,
     ) -> std::result::Result<Option<Session>, CalendarError> {
-        self.check_covered(ns)?;
+        self.check_judgeable(ns, margin_ns)?;
         Ok(self
             .sessions_between(ns - margin_ns, ns + margin_ns + 1, sel)?
             .into_iter()
@@ -566,7 +631,7 @@ impl Calendar {
     pub fn trading_day(&self, ns: i64) -> std::result::Result<Date, CalendarError> {
         self.check_covered(ns)?;
         let (d, minute) = self.local(ns);
-        let close = self.day.last().map_or(15 * 60, |&(_, e)| e);
+        let close = self.day_union.last().map_or(15 * 60, |&(_, e)| e);
         if self.is_trading_day(d) && minute < close {
             Ok(d)
         } else {
@@ -652,6 +717,67 @@ impl Calendar {
             s.trading_day
         )
     }
+}
+
+type BadFn<'a> = dyn Fn(&str, &str, &str) -> EvidenceError + 'a;
+
+/// Parse `{start, end}` ranges: each end after its start, in order, not overlapping.
+fn parse_ranges(
+    ranges: &[FileRange],
+    field: &str,
+    hhmm: &dyn Fn(&str, &str) -> Result<u32>,
+    bad: &BadFn<'_>,
+) -> Result<Vec<(u32, u32)>> {
+    let (fs, fe) = (format!("{field}.start"), format!("{field}.end"));
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    for r in ranges {
+        let (a, b) = (hhmm(&fs, &r.start)?, hhmm(&fe, &r.end)?);
+        if b <= a {
+            return Err(bad(&fe, "a time after the start", &r.end));
+        }
+        if out.last().is_some_and(|&(_, prev_end)| a < prev_end) {
+            return Err(bad(&fs, "sessions in order, not overlapping", &r.start));
+        }
+        out.push((a, b));
+    }
+    Ok(out)
+}
+
+/// Parse `day_groups`: unique names, at least one session each.
+fn parse_day_groups(
+    groups: &[FileDayGroup],
+    hhmm: &dyn Fn(&str, &str) -> Result<u32>,
+    bad: &BadFn<'_>,
+) -> Result<Vec<DayGroup>> {
+    let mut out: Vec<DayGroup> = Vec::new();
+    for g in groups {
+        if g.name.is_empty() || out.iter().any(|x| x.name == g.name) {
+            return Err(bad("day_groups.name", "a unique, non-empty name", &g.name));
+        }
+        let sessions = parse_ranges(&g.sessions, "day_groups.sessions", hhmm, bad)?;
+        if sessions.is_empty() {
+            return Err(bad("day_groups.sessions", "at least one session", &g.name));
+        }
+        out.push(DayGroup {
+            name: g.name.clone(),
+            sessions,
+            products: g.products.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// Merge overlapping or touching ranges into an ordered union.
+fn merge_ranges(mut v: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
+    v.sort_unstable();
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    for (a, b) in v {
+        match out.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
 }
 
 /// Parse an RFC 3339 instant with any offset (`2026-02-13T21:30:00+08:00`, `...Z`) to epoch ns.

@@ -13,13 +13,17 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::{CommandFactory as _, Parser};
-use evidence_core::cli::{EXIT_STATUS_HELP, info, warn};
+use evidence_core::cli::{info, warn};
 use evidence_core::dotenv::EnvWriter;
-use evidence_core::io::Output;
+use evidence_core::drill::{Drill, DrillArgs, DrillDefaults};
+use evidence_core::duration::{DurationParser, F64Parser};
 use evidence_core::lock::LockFile;
-use evidence_core::process::{RunOptions, StepOutcome, run_command, run_shell, signal_group};
+use evidence_core::process::{
+    RunOptions, StepOutcome, run_command, run_shell, shell_quote, sibling_binary, signal_group,
+};
 use evidence_core::provenance::{KeyCase, Provenance};
-use evidence_core::time::{Stopwatch, format_seconds, format_utc, now_ns};
+use evidence_core::reaper::{self, Reaper, ReaperOptions};
+use evidence_core::time::{Stopwatch, format_seconds, format_utc};
 use evidence_core::{EvidenceError, Exit, Result, signals};
 use nix::sys::signal::Signal;
 use wal_core::{Ack, Durability, ReplayOptions, Replayer};
@@ -46,9 +50,17 @@ EXAMPLE:
 
 ";
 
+const EXIT_HELP: &str = "EXIT STATUS:
+  0    pass: every run recovered within --max-rto-seconds and --max-rpo-events (dry run: the plan
+       was printed)
+  1    a run missed a target or its recovery failed; evidence is written (result=fail)
+  2    bad flags, a WAL no drill has used, a held lock, an output that cannot be written, a writer
+       that acknowledged nothing or ended before the kill; no evidence
+  130  interrupted by SIGINT/SIGTERM (the writer was killed); no evidence";
+
 /// Run a real WAL crash-recovery drill and write its evidence.
 #[derive(Debug, Parser)]
-#[command(name = "wal-drill", version, after_help = format!("{AFTER_HELP}{EXIT_STATUS_HELP}"))]
+#[command(name = "wal-drill", version, after_help = format!("{AFTER_HELP}{EXIT_HELP}"))]
 pub struct Cli {
     /// Scratch WAL of the drill: removed and recreated at the start of every run (a non-empty file
     /// that no drill has used, i.e. without `<wal>.drill.lock` beside it, is refused).
@@ -58,13 +70,11 @@ pub struct Cli {
         default_value = "runtime/wal/runtime_events.wal"
     )]
     pub wal_path: PathBuf,
-    /// Evidence file (`-` for stdout), replaced atomically.
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "docs/results/wal_recovery_result.env"
-    )]
-    pub output_file: Output,
+    /// What every drill takes (--execute, --dry-run, --operator, --drill-id, --results-dir,
+    /// --output-file (default: `docs/results/wal_recovery_result.env`), --lock-file (default:
+    /// `<wal-path>.drill.lock`)).
+    #[command(flatten)]
+    pub drill: DrillArgs,
     /// Durability policy of the writer.
     #[arg(long, value_enum, default_value_t = Durability::Fsync)]
     pub durability: Durability,
@@ -72,23 +82,23 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub events: u64,
     /// Writer rate, events per second (0 = as fast as possible).
-    #[arg(long, value_name = "R", default_value_t = 1000.0)]
+    #[arg(long, value_name = "R", default_value_t = 1000.0, value_parser = F64Parser::new(0.001, 1e7).or_zero())]
     pub rate: f64,
     /// Passed to the default writer (`batch`).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     pub batch_events: Option<u64>,
     /// Passed to the default writer (`batch`).
-    #[arg(long, value_name = "T")]
+    #[arg(long, value_name = "T", value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     pub batch_ms: Option<u64>,
     /// Passed to the default writer (`none`): its user-space buffer.
-    #[arg(long, value_name = "B")]
+    #[arg(long, value_name = "B", value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
     pub buffer_bytes: Option<u64>,
     /// Kill the writer this long after its start (at the earliest after its first ack); default: a
-    /// random moment between 100 and 1000 ms, drawn per run.
-    #[arg(long, value_name = "MS")]
-    pub kill_after_ms: Option<u64>,
+    /// random moment between 100 and 1000 ms, drawn per run. `300`, `300ms`, `2s`.
+    #[arg(long, value_name = "MS", value_parser = DurationParser::millis())]
+    pub kill_after_ms: Option<Duration>,
     /// Number of runs (kill points); a fresh WAL each run; the worst run is reported.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub repeat: u32,
     /// Writer command instead of the bundled wal-writer (run with `sh -c`, env WAL_PATH).
     #[arg(long, value_name = "CMD")]
@@ -99,31 +109,35 @@ pub struct Cli {
     /// Readiness check after recovery (run with `sh -c`, env WAL_PATH); none by default.
     #[arg(long, value_name = "CMD")]
     pub ready_cmd: Option<String>,
-    /// Who runs the drill (default: $USER).
-    #[arg(long, value_name = "NAME")]
-    pub operator: Option<String>,
     /// Release version of the system drilled.
     #[arg(long, value_name = "VERSION", default_value = "unreleased")]
     pub release_version: String,
-    /// Drill id (default: `wal-<UTC time>-<pid>`).
-    #[arg(long, value_name = "ID")]
-    pub drill_id: Option<String>,
     /// RTO target, seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = F64Parser::new(0.0, 86_400.0))]
     pub max_rto_seconds: f64,
     /// RPO target, acknowledged events lost.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_rpo_events: u64,
-    /// Give up when the writer has not acknowledged anything after this long.
-    #[arg(long, value_name = "MS", default_value_t = 10_000)]
-    pub ack_timeout_ms: u64,
-    /// Timeout of the recovery and readiness commands, each.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-    pub step_timeout_secs: u64,
-    /// Really run the drill (default: print the plan and write nothing).
-    #[arg(long)]
-    pub execute: bool,
+    /// Give up when the writer has not acknowledged anything after this long (`10000`,
+    /// `10s`).
+    #[arg(long, value_name = "MS", default_value = "10000", value_parser = positive(DurationParser::millis()))]
+    pub ack_timeout_ms: Duration,
+    /// Timeout of the recovery and readiness commands, each (`60`, `60s`, `2m`).
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = positive(DurationParser::secs()))]
+    pub step_timeout_secs: Duration,
 }
+
+fn positive(p: DurationParser) -> DurationParser {
+    p.min(Duration::from_millis(1))
+}
+
+/// The shared drill flags' defaults.
+const DEFAULTS: DrillDefaults = DrillDefaults {
+    tool: "wal-drill",
+    id_prefix: "wal",
+    output_name: "wal_recovery_result.env",
+    lock_name: "wal-drill.lock",
+};
 
 /// A command to run: our bundled binary with arguments, or a user's shell string.
 #[derive(Debug, Clone)]
@@ -136,8 +150,8 @@ impl Step {
     fn display(&self) -> String {
         match self {
             Step::Bin { program, args } => {
-                let mut parts = vec![shell_word(&program.display().to_string())];
-                parts.extend(args.iter().map(|a| shell_word(a)));
+                let mut parts = vec![shell_quote(&program.display().to_string())];
+                parts.extend(args.iter().map(|a| shell_quote(a)));
                 parts.join(" ")
             }
             Step::Shell(s) => s.clone(),
@@ -170,30 +184,12 @@ impl Step {
     }
 }
 
-fn shell_word(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_./=:,+-@%".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
+#[derive(Debug)]
 struct Plan {
     writer: Step,
     recover: Step,
     ready: Option<Step>,
     env: Vec<(String, String)>,
-}
-
-fn sibling(name: &str) -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-        .unwrap_or_default()
-        .join(name)
 }
 
 fn plan(cli: &Cli) -> Plan {
@@ -222,7 +218,7 @@ fn plan(cli: &Cli) -> Plan {
                 }
             }
             Step::Bin {
-                program: sibling("wal-writer"),
+                program: sibling_binary("wal-writer"),
                 args,
             }
         }
@@ -230,7 +226,7 @@ fn plan(cli: &Cli) -> Plan {
     let recover = match &cli.recover_cmd {
         Some(c) => Step::Shell(c.clone()),
         None => Step::Bin {
-            program: sibling("wal-replay"),
+            program: sibling_binary("wal-replay"),
             args: vec!["--json".into(), wal.clone()],
         },
     };
@@ -247,7 +243,29 @@ fn plan(cli: &Cli) -> Plan {
     }
 }
 
-fn validate(cli: &Cli) -> Result<()> {
+/// The validated configuration of one run (from [`Cli`], once).
+#[derive(Debug)]
+pub struct Config {
+    drill: Drill,
+    plan: Plan,
+}
+
+impl TryFrom<&Cli> for Config {
+    type Error = EvidenceError;
+    fn try_from(cli: &Cli) -> Result<Config> {
+        let mut drill = cli.drill.resolve(&DEFAULTS)?;
+        if cli.drill.lock_file.is_none() {
+            drill.lock_file = lock_path(&cli.wal_path);
+        }
+        validate(cli, &drill)?;
+        Ok(Config {
+            drill,
+            plan: plan(cli),
+        })
+    }
+}
+
+fn validate(cli: &Cli, drill: &Drill) -> Result<()> {
     if !cli.max_rto_seconds.is_finite() || cli.max_rto_seconds < 0.0 {
         return Err(EvidenceError::usage(format!(
             "--max-rto-seconds must be a finite number >= 0, found {}",
@@ -263,7 +281,7 @@ fn validate(cli: &Cli) -> Result<()> {
     if cli.repeat == 0 {
         return Err(EvidenceError::usage("--repeat must be >= 1"));
     }
-    if cli.output_file.path() == Some(cli.wal_path.as_path()) {
+    if drill.output.path() == Some(cli.wal_path.as_path()) {
         return Err(EvidenceError::usage(
             "--output-file and --wal-path must be different files",
         ));
@@ -273,11 +291,6 @@ fn validate(cli: &Cli) -> Result<()> {
             "--wal-path {} is a folder",
             cli.wal_path.display()
         )));
-    }
-    if let Some(id) = &cli.drill_id
-        && id.trim().is_empty()
-    {
-        return Err(EvidenceError::usage("--drill-id must not be empty"));
     }
     if cli.release_version.trim().is_empty() {
         return Err(EvidenceError::usage("--release-version must not be empty"));
@@ -309,15 +322,15 @@ fn refuse_foreign_wal(wal: &Path) -> Result<()> {
 fn kill_window(cli: &Cli) -> String {
     cli.kill_after_ms.map_or_else(
         || "at a random moment 100-1000 ms after its start".to_string(),
-        |ms| format!("{ms} ms after its start"),
+        |d| format!("{} ms after its start", d.as_millis()),
     )
 }
 
 /// Run the tool.
 pub fn run(cli: Cli) -> Result<Exit> {
-    validate(&cli)?;
-    let plan = plan(&cli);
-    if !cli.execute {
+    let c = Config::try_from(&cli)?;
+    let plan = &c.plan;
+    if !c.drill.execute {
         let recovery = match &plan.ready {
             Some(r) => format!(
                 "{}, then ready check {}",
@@ -340,7 +353,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         info(&format!("dry run: would recover with {recovery}"));
         info(&format!(
             "dry run: would write {} (targets: rto <= {} s, rpo <= {} events); nothing was done, use --execute",
-            cli.output_file, cli.max_rto_seconds, cli.max_rpo_events
+            c.drill.output, cli.max_rto_seconds, cli.max_rpo_events
         ));
         for step in [&plan.writer, &plan.recover] {
             if let Some(msg) = step.exists_check() {
@@ -356,22 +369,27 @@ pub fn run(cli: Cli) -> Result<Exit> {
     }
     refuse_foreign_wal(&cli.wal_path)?;
     signals::install()?;
-    let _lock = LockFile::acquire(&lock_path(&cli.wal_path), "WAL drill")?;
+    // The lock beside the WAL also marks it as a drill's scratch WAL (see refuse_foreign_wal).
+    let marker = LockFile::acquire(&lock_path(&cli.wal_path), "WAL drill")?;
+    let _lock = if c.drill.lock_file == lock_path(&cli.wal_path) {
+        None
+    } else {
+        Some(LockFile::acquire(&c.drill.lock_file, "WAL drill")?)
+    };
+    // The writer and the recovery steps die with the drill, also on SIGKILL.
+    let mut reaper_file = lock_path(&cli.wal_path).into_os_string();
+    reaper_file.push(".reaper.json");
+    let reaper = Reaper::start(&ReaperOptions::new(reaper_file), Some(&marker))?;
     let mut prov = Provenance::start(
         "wal-drill",
         env!("CARGO_PKG_VERSION"),
-        cli.operator.as_deref(),
+        Some(&c.drill.operator),
         false,
     );
-    let drill_id = cli.drill_id.clone().unwrap_or_else(|| {
-        let t = format_utc(now_ns());
-        let compact: String = t[..19].chars().filter(|c| *c != '-' && *c != ':').collect();
-        format!("wal-{compact}Z-{}", std::process::id())
-    });
     let mut runs = Vec::new();
     for i in 1..=cli.repeat {
         signals::check()?;
-        let r = one_run(&cli, &plan, i)?;
+        let r = one_run(&cli, plan, i)?;
         info(&format!(
             "run {i}/{}: killed writer after {} ms with {} acks; recovered {} events, lost {} acked; rto {} s; {}",
             cli.repeat,
@@ -385,15 +403,16 @@ pub fn run(cli: Cli) -> Result<Exit> {
         runs.push(r);
     }
     signals::check()?;
+    reaper.stop();
     prov.finish();
-    let text = render(&cli, &plan, &drill_id, &runs, &prov);
-    cli.output_file.write_all(text.as_bytes())?;
+    let text = render(&cli, plan, c.drill.id.as_str(), &runs, &prov);
+    c.drill.output.write_all(text.as_bytes())?;
     let pass = runs.iter().all(|r| r.pass);
-    if cli.output_file.path().is_some() {
+    if c.drill.output.path().is_some() {
         info(&format!(
             "result={} evidence written to {}",
             if pass { "pass" } else { "fail" },
-            cli.output_file
+            c.drill.output
         ));
     }
     Ok(Exit::pass_if(pass))
@@ -470,16 +489,17 @@ fn tail_of(buf: &Arc<Mutex<Vec<u8>>>) -> String {
     String::from_utf8_lossy(&b).trim().replace('\n', " | ")
 }
 
-fn one_run(cli: &Cli, plan: &Plan, index: u32) -> Result<RunResult> {
-    match std::fs::remove_file(&cli.wal_path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(EvidenceError::io("cannot remove", &cli.wal_path, e)),
-    }
-    let kill_after_ms = cli
-        .kill_after_ms
-        .unwrap_or_else(|| fastrand::u64(100..=1000));
+/// A running writer: its process group, the acks read live, the end of its stderr.
+struct LiveWriter {
+    guard: WriterGuard,
+    pid: u32,
+    start: Instant,
+    acks: Arc<Mutex<AckLog>>,
+    ack_thread: thread::JoinHandle<()>,
+    err_tail: Arc<Mutex<Vec<u8>>>,
+}
 
+fn start_writer(plan: &Plan) -> Result<LiveWriter> {
     let mut cmd = plan.writer.command();
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -488,6 +508,9 @@ fn one_run(cli: &Cli, plan: &Plan, index: u32) -> Result<RunResult> {
     for (k, v) in &plan.env {
         cmd.env(k, v);
     }
+    if let Some(tag) = reaper::tag() {
+        cmd.env(reaper::TAG_ENV, tag);
+    }
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(|e| {
         EvidenceError::failed(format!(
@@ -495,14 +518,10 @@ fn one_run(cli: &Cli, plan: &Plan, index: u32) -> Result<RunResult> {
             plan.writer.display()
         ))
     })?;
+    let pid = child.id();
+    reaper::register(pid, "writer");
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
-    let writer_pid = child.id();
-    let mut guard = WriterGuard {
-        child,
-        reaped: false,
-    };
-
     let acks = Arc::new(Mutex::new(AckLog::default()));
     let ack_thread = {
         let acks = Arc::clone(&acks);
@@ -513,85 +532,93 @@ fn one_run(cli: &Cli, plan: &Plan, index: u32) -> Result<RunResult> {
         let err_tail = Arc::clone(&err_tail);
         thread::spawn(move || keep_tail(stderr, &err_tail, 4096));
     }
+    Ok(LiveWriter {
+        guard: WriterGuard {
+            child,
+            reaped: false,
+        },
+        pid,
+        start,
+        acks,
+        ack_thread,
+        err_tail,
+    })
+}
 
-    // Wait for the first ack, then for the kill moment; the writer must still be running.
-    let ack_deadline = start + Duration::from_millis(cli.ack_timeout_ms);
-    let kill_at = start + Duration::from_millis(kill_after_ms);
+/// Wait for the first ack, then for the kill moment; the writer must still be running.
+fn wait_kill_point(cli: &Cli, w: &mut LiveWriter, kill_after_ms: u64, index: u32) -> Result<()> {
+    let ack_deadline = w.start + cli.ack_timeout_ms;
+    let kill_at = w.start + Duration::from_millis(kill_after_ms);
     loop {
         if signals::interrupted() {
-            guard.kill();
-            guard.reap();
+            w.guard.kill();
+            w.guard.reap();
             return Err(EvidenceError::Interrupted);
         }
-        let first = acks.lock().ok().and_then(|a| a.first);
+        let first = w.acks.lock().ok().and_then(|a| a.first);
         let now = Instant::now();
-        if let Ok(Some(st)) = guard.child.try_wait() {
-            guard.reaped = true;
-            signal_group(writer_pid, Signal::SIGKILL);
-            let n = acks.lock().map(|a| a.seqs.len()).unwrap_or(0);
+        if let Ok(Some(st)) = w.guard.child.try_wait() {
+            w.guard.reaped = true;
+            signal_group(w.pid, Signal::SIGKILL);
+            let n = w.acks.lock().map(|a| a.seqs.len()).unwrap_or(0);
             return Err(EvidenceError::failed(format!(
                 "run {index}: the writer ended by itself ({}) after {} ms with {n} acks, before the kill point; use --events 0 or a shorter --kill-after-ms{}",
                 describe_status(st),
-                now.duration_since(start).as_millis(),
-                stderr_note(&err_tail)
+                now.duration_since(w.start).as_millis(),
+                stderr_note(&w.err_tail)
             )));
         }
         match first {
             None if now >= ack_deadline => {
-                guard.kill();
-                guard.reap();
+                w.guard.kill();
+                w.guard.reap();
                 return Err(EvidenceError::failed(format!(
                     "run {index}: the writer acknowledged nothing within {} ms{}",
-                    cli.ack_timeout_ms,
-                    stderr_note(&err_tail)
+                    cli.ack_timeout_ms.as_millis(),
+                    stderr_note(&w.err_tail)
                 )));
             }
-            Some(_) if now >= kill_at => break,
+            Some(_) if now >= kill_at => return Ok(()),
             _ => {}
         }
         thread::sleep(Duration::from_millis(1));
     }
+}
 
-    // The failure: SIGKILL the whole group; failure_start is taken right then.
-    guard.kill();
-    let failure = Stopwatch::start();
-    let killed_after_ms =
-        u64::try_from(failure.instant().duration_since(start).as_millis()).unwrap_or(u64::MAX);
-    let writer_status = guard.reap();
-
-    // Recovery, then readiness: recovery_complete when both succeed.
+/// Recovery, then readiness: (description, both succeeded).
+fn recover(cli: &Cli, plan: &Plan) -> Result<(String, bool)> {
     let opts = RunOptions {
-        timeout: Duration::from_secs(cli.step_timeout_secs),
+        timeout: cli.step_timeout_secs,
         env: plan.env.clone(),
         ..RunOptions::default()
     };
-    let recover = run_step(&plan.recover, &opts)?;
-    let mut recovery = format!("recover {}", recover.describe());
-    let mut ok = recover.success();
+    let rec = run_step(&plan.recover, &opts)?;
+    let mut recovery = format!("recover {}", rec.describe());
+    let mut ok = rec.success();
     if ok && let Some(ready) = &plan.ready {
         let r = run_step(ready, &opts)?;
         recovery.push_str(&format!("; ready {}", r.describe()));
         ok = r.success();
     }
-    let rto = failure.elapsed();
-    let recovery_complete_ns = failure
-        .start_wall_ns()
-        .saturating_add(i64::try_from(rto.as_nanos()).unwrap_or(i64::MAX));
     if !ok {
-        let tail = if recover.success() {
+        let tail = if rec.success() {
             ""
         } else {
-            recover.stderr_tail.trim()
+            rec.stderr_tail.trim()
         };
         if !tail.is_empty() {
             recovery.push_str(&format!(" ({})", tail.replace('\n', " | ")));
         }
     }
+    Ok((recovery, ok))
+}
 
-    // Every ack the writer emitted before it died is in the pipe: drain to EOF.
-    let drained = wait_eof(&acks, Duration::from_secs(5));
-    let _ = drained && ack_thread.join().is_ok();
-    let (mut acked, other_lines) = acks
+/// Every ack the writer emitted before it died is in the pipe: drain to EOF. Sorted, unique.
+fn drain_acks(w: LiveWriter, index: u32) -> Vec<u64> {
+    let drained = wait_eof(&w.acks, Duration::from_secs(5));
+    let _ = drained && w.ack_thread.join().is_ok();
+    let (mut acked, other_lines) = w
+        .acks
         .lock()
         .map(|a| (a.seqs.clone(), a.other_lines))
         .unwrap_or_default();
@@ -607,7 +634,34 @@ fn one_run(cli: &Cli, plan: &Plan, index: u32) -> Result<RunResult> {
     }
     acked.sort_unstable();
     acked.dedup();
+    acked
+}
 
+fn one_run(cli: &Cli, plan: &Plan, index: u32) -> Result<RunResult> {
+    match std::fs::remove_file(&cli.wal_path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(EvidenceError::io("cannot remove", &cli.wal_path, e)),
+    }
+    let kill_after_ms = cli.kill_after_ms.map_or_else(
+        || fastrand::u64(100..=1000),
+        |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+    );
+    let mut w = start_writer(plan)?;
+    wait_kill_point(cli, &mut w, kill_after_ms, index)?;
+    // The failure: SIGKILL the whole group; failure_start is taken right then.
+    w.guard.kill();
+    let failure = Stopwatch::start();
+    let killed_after_ms =
+        u64::try_from(failure.instant().duration_since(w.start).as_millis()).unwrap_or(u64::MAX);
+    let writer_status = w.guard.reap();
+    let writer_pid = w.pid;
+    let (recovery, ok) = recover(cli, plan)?;
+    let rto = failure.elapsed();
+    let recovery_complete_ns = failure
+        .start_wall_ns()
+        .saturating_add(i64::try_from(rto.as_nanos()).unwrap_or(i64::MAX));
+    let acked = drain_acks(w, index);
     // The recovered WAL, as recovery left it: which seqs are there.
     let (recovered_seqs, torn) = recovered_seqs(&cli.wal_path)?;
     let rpo = acked
@@ -847,9 +901,9 @@ mod tests {
 
     #[test]
     fn words_are_quoted_for_display() {
-        assert_eq!(shell_word("runtime/w.wal"), "runtime/w.wal");
-        assert_eq!(shell_word("a b"), "'a b'");
-        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote("runtime/w.wal"), "runtime/w.wal");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
         assert_eq!(
             lock_path(Path::new("r/w.wal")),
             PathBuf::from("r/w.wal.drill.lock")

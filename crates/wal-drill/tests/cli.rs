@@ -306,15 +306,144 @@ fn usage_errors_exit_2() {
     run(BIN, &["--repeat", "0"], None, None)
         .code(2)
         .stdout_is("")
-        .stderr_is("wal-drill: error: --repeat must be >= 1\n");
+        .stderr_has("invalid value '0' for '--repeat <N>': 0 is not in 1..=100000");
     run(BIN, &["--max-rto-seconds", "inf"], None, None)
         .code(2)
         .stdout_is("")
-        .stderr_is("wal-drill: error: --max-rto-seconds must be a finite number >= 0, found inf\n");
+        .stderr_has("invalid value 'inf' for '--max-rto-seconds <SECONDS>': expected a number from 0 to 86400");
     run(BIN, &["--durability", "maybe"], None, None)
         .code(2)
         .stdout_is("")
         .stderr_has("invalid value 'maybe'");
+}
+
+/// Issue 8 item 11: every numeric flag is range-checked by its parser; nothing panics (exit 101).
+#[test]
+fn numeric_flags_are_range_checked_never_a_panic() {
+    for (flag, value, says) in [
+        (
+            "--step-timeout-secs",
+            "18446744073709551615",
+            "expected a duration from 1ms to 1440m",
+        ),
+        ("--step-timeout-secs", "0", "expected a duration from 1ms"),
+        (
+            "--ack-timeout-ms",
+            "18446744073709551615",
+            "expected a duration from 1ms",
+        ),
+        ("--kill-after-ms", "1e30", "expected a duration"),
+        (
+            "--rate",
+            "1e-300",
+            "expected 0 or a number from 0.001 to 10000000",
+        ),
+        ("--rate", "NaN", "expected 0 or a number"),
+        ("--batch-ms", "18446744073709551615", "not in 0..=3600000"),
+        (
+            "--max-rto-seconds",
+            "-1",
+            "expected a number from 0 to 86400",
+        ),
+    ] {
+        run(BIN, &["--execute", &format!("{flag}={value}")], None, None)
+            .code(2)
+            .stdout_is("")
+            .stderr_has(says);
+    }
+    // Both spellings of a duration.
+    run(
+        BIN,
+        &["--step-timeout-secs", "2m", "--ack-timeout-ms", "5s"],
+        None,
+        None,
+    )
+    .code(0);
+    run(
+        BIN,
+        &["--step-timeout-secs", "120", "--ack-timeout-ms", "5000"],
+        None,
+        None,
+    )
+    .code(0);
+    let writer = sibling("wal-writer");
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("w.wal");
+    run(
+        writer.to_str().unwrap(),
+        &["--wal-path", wal.to_str().unwrap(), "--rate", "1e-300"],
+        None,
+        None,
+    )
+    .code(2)
+    .stdout_is("")
+    .stderr_has("expected 0 or a number from 0.001 to 10000000");
+    assert!(!wal.exists());
+}
+
+/// Issue 8 item 10: outputs are checked before anything runs.
+#[test]
+fn unwritable_output_is_refused_before_the_wal_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("w.wal");
+    run(
+        BIN,
+        &[
+            "--execute",
+            "--wal-path",
+            wal.to_str().unwrap(),
+            "--output-file",
+            "/nonexistent-ctp-ops-test/out.env",
+        ],
+        None,
+        None,
+    )
+    .code(2)
+    .stdout_is("")
+    .stderr_has("the top-level folder /nonexistent-ctp-ops-test does not exist");
+    assert!(!wal.exists());
+    run(
+        BIN,
+        &[
+            "--execute",
+            "--wal-path",
+            wal.to_str().unwrap(),
+            "--output-file",
+            dir.path().to_str().unwrap(),
+        ],
+        None,
+        None,
+    )
+    .code(2)
+    .stderr_has("is a folder");
+    assert!(!wal.exists());
+    run(BIN, &["--drill-id", "a/b"], None, None)
+        .code(2)
+        .stderr_has("expected a drill id");
+    // --results-dir moves the evidence; nothing is written outside it (but the scratch WAL).
+    sibling("wal-writer");
+    sibling("wal-replay");
+    let res = dir.path().join("res");
+    run(
+        BIN,
+        &[
+            "--execute",
+            "--wal-path",
+            wal.to_str().unwrap(),
+            "--results-dir",
+            res.to_str().unwrap(),
+            "--kill-after-ms",
+            "50ms",
+            "--rate",
+            "2000",
+        ],
+        None,
+        Some(dir.path()),
+    )
+    .code(0)
+    .stdout_is("");
+    assert!(res.join("wal_recovery_result.env").is_file());
+    assert!(!dir.path().join("docs").exists());
 }
 
 fn spawn_drill(wal: &Path, out: &Path, extra: &[&str]) -> Child {
@@ -373,6 +502,31 @@ fn sigterm_stops_the_drill_with_130_and_no_evidence() {
     wait_until(Duration::from_secs(10), "the writer to be gone", || {
         processes_mentioning(&needle).is_empty()
     });
+}
+
+/// Issue 8 item 9: the writer dies with the drill, also when the drill is SIGKILLed, and the
+/// WAL's lock stays held until it is gone.
+#[test]
+fn sigkill_of_the_drill_kills_its_writer() {
+    sibling("wal-writer");
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("wal/w.wal");
+    let out = dir.path().join("result.env");
+    let mut child = spawn_drill(&wal, &out, &["--kill-after-ms", "60000", "--rate", "500"]);
+    wait_until(Duration::from_secs(20), "the writer to write", || {
+        std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0)
+    });
+    kill(pid_of(&child), Signal::SIGKILL).unwrap();
+    child.wait().unwrap();
+    let needle = wal.to_str().unwrap().to_string();
+    wait_until(Duration::from_secs(30), "the writer to be gone", || {
+        processes_mentioning(&needle).is_empty()
+    });
+    let lock = dir.path().join("wal/w.wal.drill.lock");
+    wait_until(Duration::from_secs(30), "the lock to be free", || {
+        evidence_core::lock::LockFile::acquire(&lock, "x").is_ok()
+    });
+    assert!(!out.exists());
 }
 
 #[test]

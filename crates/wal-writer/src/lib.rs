@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::{CommandFactory as _, Parser};
 use evidence_core::cli::{EXIT_STATUS_HELP, info};
+use evidence_core::duration::F64Parser;
 use evidence_core::time::now_ns;
 use evidence_core::{EvidenceError, Exit, Result, signals};
 use wal_core::{Ack, Durability, ReplayOptions, Replayer, Status, WalLine};
@@ -44,19 +45,19 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub events: u64,
     /// Events per second; 0 writes as fast as possible.
-    #[arg(long, value_name = "R", default_value_t = 1000.0)]
+    #[arg(long, value_name = "R", default_value_t = 1000.0, value_parser = rate_parser())]
     pub rate: f64,
     /// When an event counts as durable (see DURABILITY below).
     #[arg(long, value_enum, default_value_t = Durability::Fsync)]
     pub durability: Durability,
     /// `batch`: fsync after this many events.
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     pub batch_events: u64,
     /// `batch`: fsync at the latest this many milliseconds after the first event of a batch.
-    #[arg(long, value_name = "T", default_value_t = 10)]
+    #[arg(long, value_name = "T", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     pub batch_ms: u64,
     /// `none`: size of the user-space buffer, written out only when full.
-    #[arg(long, value_name = "B", default_value_t = 65536)]
+    #[arg(long, value_name = "B", default_value_t = 65536, value_parser = buffer_parser())]
     pub buffer_bytes: usize,
     /// Seed of the order generator (default: from the clock).
     #[arg(long, value_name = "N")]
@@ -272,6 +273,19 @@ impl Sink {
     }
 }
 
+/// Events per second: 0 (as fast as possible) or 0.001 to 10 million; `1e-300` is refused.
+#[must_use]
+pub fn rate_parser() -> F64Parser {
+    F64Parser::new(0.001, 1e7).or_zero()
+}
+
+fn buffer_parser() -> impl clap::builder::TypedValueParser<Value = usize> {
+    use clap::builder::TypedValueParser as _;
+    clap::value_parser!(u64)
+        .range(1..=1 << 30)
+        .map(|v| usize::try_from(v).unwrap_or(usize::MAX))
+}
+
 fn validate(cli: &Cli) -> Result<()> {
     if !cli.rate.is_finite() || cli.rate < 0.0 {
         return Err(EvidenceError::usage(format!(
@@ -288,11 +302,8 @@ fn validate(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-/// Run the writer.
-pub fn run(cli: Cli) -> Result<Exit> {
-    validate(&cli)?;
-    signals::install()?;
-    let resume = resume_point(&cli.wal_path)?;
+/// Open the WAL for appending (creating its folder), starting on a fresh line after a torn tail.
+fn open_sink(cli: &Cli, resume: &ResumePoint) -> Result<Sink> {
     if let Some(dir) = cli.wal_path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| EvidenceError::io("cannot create folder", dir, e))?;
@@ -316,6 +327,102 @@ pub fn run(cli: Cli) -> Result<Exit> {
         sink.write(b"\n")?;
         sink.sync()?;
     }
+    Ok(sink)
+}
+
+/// The write loop's state: the sink, the user-space buffer and the open batch.
+struct Writer<'a> {
+    cli: &'a Cli,
+    sink: Sink,
+    buf: Vec<u8>,
+    line_buf: Vec<u8>,
+    pending: Vec<u64>,
+    batch_started: Option<Instant>,
+    batch_window: Duration,
+}
+
+impl Writer<'_> {
+    fn flush_batch(&mut self) -> Result<()> {
+        self.batch_started = None;
+        flush_batch(&mut self.sink, &mut self.buf, &mut self.pending)
+    }
+
+    /// Wait for an event's slot (`due`); a batch whose window closes meanwhile is synced first.
+    /// False when a signal arrived.
+    fn wait_slot(&mut self, due: Instant) -> Result<bool> {
+        loop {
+            if signals::interrupted() {
+                return Ok(false);
+            }
+            let now = Instant::now();
+            if let Some(b) = self.batch_started
+                && now >= b + self.batch_window
+            {
+                self.flush_batch()?;
+            }
+            if now >= due {
+                return Ok(true);
+            }
+            let mut wake = due;
+            if let Some(b) = self.batch_started {
+                wake = wake.min(b + self.batch_window);
+            }
+            std::thread::sleep((wake - now).min(Duration::from_millis(50)));
+        }
+    }
+
+    /// Write one event under the durability policy (acknowledging it once durable).
+    fn event(&mut self, line: &WalLine, seq: u64) -> Result<()> {
+        match self.cli.durability {
+            Durability::Fsync => {
+                self.line_buf.clear();
+                line.write_to(&mut self.line_buf);
+                self.sink.write(&self.line_buf)?;
+                self.sink.sync()?;
+                self.sink.ack(&[seq])?;
+            }
+            Durability::Batch => {
+                line.write_to(&mut self.buf);
+                self.pending.push(seq);
+                let started = *self.batch_started.get_or_insert_with(Instant::now);
+                if self.pending.len() as u64 >= self.cli.batch_events
+                    || Instant::now() >= started + self.batch_window
+                {
+                    self.flush_batch()?;
+                }
+            }
+            Durability::None => {
+                self.line_buf.clear();
+                line.write_to(&mut self.line_buf);
+                if !self.buf.is_empty()
+                    && self.buf.len() + self.line_buf.len() > self.cli.buffer_bytes
+                {
+                    self.sink.write(&self.buf)?;
+                    self.buf.clear();
+                }
+                self.buf.extend_from_slice(&self.line_buf);
+                self.sink.ack(&[seq])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A clean stop (count reached, SIGINT or SIGTERM): nothing accepted is left behind.
+    fn finish(&mut self) -> Result<()> {
+        match self.cli.durability {
+            Durability::Batch => self.flush_batch(),
+            Durability::None if !self.buf.is_empty() => self.sink.write(&self.buf),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Run the writer.
+pub fn run(cli: Cli) -> Result<Exit> {
+    validate(&cli)?;
+    signals::install()?;
+    let resume = resume_point(&cli.wal_path)?;
+    let sink = open_sink(&cli, &resume)?;
     let seed = cli.seed.unwrap_or_else(|| now_ns().unsigned_abs());
     info(&format!(
         "appending to {} from seq {} (durability {}, rate {}/s, events {}, seed {seed})",
@@ -331,87 +438,38 @@ pub fn run(cli: Cli) -> Result<Exit> {
     ));
     let mut generator = Generator::new(seed);
     let start = Instant::now();
-    let batch_window = Duration::from_millis(cli.batch_ms);
-    let mut buf: Vec<u8> = Vec::with_capacity(cli.buffer_bytes.max(512) + 512);
-    let mut line_buf: Vec<u8> = Vec::with_capacity(512);
-    let mut pending: Vec<u64> = Vec::new();
-    let mut batch_started: Option<Instant> = None;
+    let mut w = Writer {
+        cli: &cli,
+        sink,
+        buf: Vec::with_capacity(cli.buffer_bytes.clamp(512, 1 << 20) + 512),
+        line_buf: Vec::with_capacity(512),
+        pending: Vec::new(),
+        batch_started: None,
+        batch_window: Duration::from_millis(cli.batch_ms),
+    };
     let mut written = 0u64;
     let mut seq = resume.next_seq;
     let mut interrupted = false;
-
     while cli.events == 0 || written < cli.events {
         if cli.rate > 0.0 {
             #[expect(clippy::cast_precision_loss, reason = "event counts far below 2^52")]
-            let due = start + Duration::from_secs_f64(written as f64 / cli.rate);
-            // Wait for the event's slot; a batch whose window closes meanwhile is synced first.
-            loop {
-                if signals::interrupted() {
-                    interrupted = true;
-                    break;
-                }
-                let now = Instant::now();
-                if let Some(b) = batch_started
-                    && now >= b + batch_window
-                {
-                    flush_batch(&mut sink, &mut buf, &mut pending)?;
-                    batch_started = None;
-                }
-                if now >= due {
-                    break;
-                }
-                let mut wake = due;
-                if let Some(b) = batch_started {
-                    wake = wake.min(b + batch_window);
-                }
-                std::thread::sleep((wake - now).min(Duration::from_millis(50)));
-            }
-        } else if signals::interrupted() {
-            interrupted = true;
+            let offset =
+                Duration::try_from_secs_f64(written as f64 / cli.rate).unwrap_or(Duration::MAX);
+            let due = start
+                .checked_add(offset)
+                .unwrap_or(start + Duration::from_secs(1 << 40));
+            interrupted = !w.wait_slot(due)?;
+        } else {
+            interrupted = signals::interrupted();
         }
         if interrupted {
             break;
         }
-        let line = generator.next(seq, now_ns());
-        match cli.durability {
-            Durability::Fsync => {
-                line_buf.clear();
-                line.write_to(&mut line_buf);
-                sink.write(&line_buf)?;
-                sink.sync()?;
-                sink.ack(&[seq])?;
-            }
-            Durability::Batch => {
-                line.write_to(&mut buf);
-                pending.push(seq);
-                let started = *batch_started.get_or_insert_with(Instant::now);
-                if pending.len() as u64 >= cli.batch_events
-                    || Instant::now() >= started + batch_window
-                {
-                    flush_batch(&mut sink, &mut buf, &mut pending)?;
-                    batch_started = None;
-                }
-            }
-            Durability::None => {
-                line_buf.clear();
-                line.write_to(&mut line_buf);
-                if !buf.is_empty() && buf.len() + line_buf.len() > cli.buffer_bytes {
-                    sink.write(&buf)?;
-                    buf.clear();
-                }
-                buf.extend_from_slice(&line_buf);
-                sink.ack(&[seq])?;
-            }
-        }
+        w.event(&generator.next(seq, now_ns()), seq)?;
         written += 1;
         seq += 1;
     }
-    // A clean stop (count reached, SIGINT or SIGTERM): nothing accepted is left behind.
-    match cli.durability {
-        Durability::Batch => flush_batch(&mut sink, &mut buf, &mut pending)?,
-        Durability::None if !buf.is_empty() => sink.write(&buf)?,
-        _ => {}
-    }
+    w.finish()?;
     info(&format!(
         "wrote {written} events{}",
         if written > 0 {

@@ -192,11 +192,19 @@ fn usage_errors_exit_2() {
     run(BIN, &["--wal-path", w, "--rate=-1"], None, None)
         .code(2)
         .stdout_is("")
-        .stderr_is("wal-writer: error: --rate must be a finite number >= 0, found -1\n");
+        .stderr_has(
+            "invalid value '-1' for '--rate <R>': expected 0 or a number from 0.001 to 10000000",
+        );
+    // Issue 8 item 11: a rate so small that the first event's slot overflows is refused, not a
+    // panic (exit 101).
+    run(BIN, &["--wal-path", w, "--rate", "1e-300"], None, None)
+        .code(2)
+        .stdout_is("")
+        .stderr_has("invalid value '1e-300' for '--rate <R>'");
     run(BIN, &["--wal-path", w, "--batch-events", "0"], None, None)
         .code(2)
         .stdout_is("")
-        .stderr_is("wal-writer: error: --batch-events must be >= 1\n");
+        .stderr_has("invalid value '0' for '--batch-events <N>': 0 is not in 1..=1000000000");
     run(BIN, &["--events", "1"], None, None)
         .code(2)
         .stdout_is("")

@@ -44,6 +44,24 @@ pub enum Way {
 impl Way {
     /// Both flows, in a fixed order.
     pub const ALL: [Way; 2] = [Way::Upstream, Way::Downstream];
+
+    /// The opposite flow.
+    #[must_use]
+    pub fn other(self) -> Way {
+        match self {
+            Way::Upstream => Way::Downstream,
+            Way::Downstream => Way::Upstream,
+        }
+    }
+
+    /// `up` or `down`.
+    #[must_use]
+    pub fn short(self) -> &'static str {
+        match self {
+            Way::Upstream => "up",
+            Way::Downstream => "down",
+        }
+    }
 }
 
 /// How a `stall` fault rolls its probability.
@@ -146,27 +164,25 @@ impl Fault {
     /// Check the parameters' ranges.
     ///
     /// # Errors
-    /// A message naming the bad field.
-    pub fn validate(&self) -> Result<(), String> {
+    /// A [`FaultError`] naming the bad field.
+    pub fn validate(&self) -> Result<(), FaultError> {
         match self {
-            Fault::Reset { direction } if *direction != Direction::Both => Err(
-                "reset: direction: expected both (a reset aborts whole connections)".to_string(),
-            ),
+            Fault::Reset { direction } if *direction != Direction::Both => {
+                Err(FaultError::ResetDirection)
+            }
             Fault::Latency {
                 delay_ms,
                 jitter_ms,
                 ..
             } => {
                 if *delay_ms > MAX_MS || *jitter_ms > MAX_MS {
-                    Err(format!(
-                        "latency: delay_ms/jitter_ms: expected at most {MAX_MS}"
-                    ))
+                    Err(FaultError::LatencyTooLong)
                 } else {
                     Ok(())
                 }
             }
             Fault::Bandwidth { bytes_per_sec, .. } if *bytes_per_sec == 0 => {
-                Err("bandwidth: bytes_per_sec: expected > 0 (use blackhole to stop a flow)".into())
+                Err(FaultError::ZeroBandwidth)
             }
             Fault::Stall {
                 probability,
@@ -174,11 +190,9 @@ impl Fault {
                 ..
             } => {
                 if !probability.is_finite() || !(0.0..=1.0).contains(probability) {
-                    Err(format!(
-                        "stall: probability: expected 0..=1, found {probability}"
-                    ))
+                    Err(FaultError::StallProbability(*probability))
                 } else if duration_ms.is_some_and(|d| d > MAX_MS) {
-                    Err(format!("stall: duration_ms: expected at most {MAX_MS}"))
+                    Err(FaultError::StallTooLong)
                 } else {
                     Ok(())
                 }
@@ -186,6 +200,83 @@ impl Fault {
             _ => Ok(()),
         }
     }
+}
+
+/// A fault whose parameters are out of range.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FaultError {
+    /// A reset is of whole connections.
+    #[error("reset: direction: expected both (a reset aborts whole connections)")]
+    ResetDirection,
+    /// Delay or jitter above [`MAX_MS`].
+    #[error("latency: delay_ms/jitter_ms: expected at most {MAX_MS}")]
+    LatencyTooLong,
+    /// A zero rate.
+    #[error("bandwidth: bytes_per_sec: expected > 0 (use blackhole to stop a flow)")]
+    ZeroBandwidth,
+    /// A probability outside 0..=1.
+    #[error("stall: probability: expected 0..=1, found {0}")]
+    StallProbability(f64),
+    /// A stall above [`MAX_MS`].
+    #[error("stall: duration_ms: expected at most {MAX_MS}")]
+    StallTooLong,
+}
+
+/// A `--pair` that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PairError {
+    /// Not `NAME=LISTEN_ADDR,UPSTREAM_ADDR`.
+    #[error("pair {0:?}: expected NAME=LISTEN_ADDR,UPSTREAM_ADDR")]
+    Shape(String),
+    /// A bad name.
+    #[error("pair {pair:?}: name: expected letters, digits, '-', '_' or '.', found {name:?}")]
+    Name {
+        /// The pair as given.
+        pair: String,
+        /// The name.
+        name: String,
+    },
+    /// A bad listen address.
+    #[error("pair {pair:?}: listen: {source}")]
+    Listen {
+        /// The pair as given.
+        pair: String,
+        /// Why.
+        #[source]
+        source: AddrError,
+    },
+    /// A bad upstream address.
+    #[error("pair {pair:?}: upstream: {source}")]
+    Upstream {
+        /// The pair as given.
+        pair: String,
+        /// Why.
+        #[source]
+        source: AddrError,
+    },
+}
+
+/// An address that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AddrError {
+    /// `0.0.0.0` or `[::]` for a listen address.
+    #[error("expected a loopback or explicit interface address, found the wildcard {0:?}")]
+    Wildcard(String),
+    /// Not `HOST:PORT`, or the host does not resolve.
+    #[error("expected HOST:PORT, found {text:?} ({source})")]
+    Unresolvable {
+        /// The address as given.
+        text: String,
+        /// The resolver's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Resolves to nothing.
+    #[error("{0:?} resolves to no address")]
+    NoAddress(String),
+    /// Port 0 where a real port is needed.
+    #[error("expected a port in 1..65535, found {0:?}")]
+    PortZero(String),
 }
 
 /// One forwarded pair: connections accepted on `listen` are forwarded to `upstream`.
@@ -211,28 +302,34 @@ impl fmt::Display for PairSpec {
 /// an unspecified address (`0.0.0.0`, `[::]`) is refused: the proxy binds only to what it is told.
 ///
 /// # Errors
-/// A message naming the part that is wrong.
-pub fn parse_pair(s: &str) -> Result<PairSpec, String> {
+/// A [`PairError`] naming the part that is wrong.
+pub fn parse_pair(s: &str) -> Result<PairSpec, PairError> {
     let (name, rest) = s
         .split_once('=')
-        .ok_or_else(|| format!("pair {s:?}: expected NAME=LISTEN_ADDR,UPSTREAM_ADDR"))?;
+        .ok_or_else(|| PairError::Shape(s.to_string()))?;
     let name = name.trim();
     if name.is_empty()
         || !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     {
-        return Err(format!(
-            "pair {s:?}: name: expected letters, digits, '-', '_' or '.', found {name:?}"
-        ));
+        return Err(PairError::Name {
+            pair: s.to_string(),
+            name: name.to_string(),
+        });
     }
     let (listen, upstream) = rest
         .split_once(',')
-        .ok_or_else(|| format!("pair {s:?}: expected NAME=LISTEN_ADDR,UPSTREAM_ADDR"))?;
-    let listen = parse_listen(listen.trim()).map_err(|e| format!("pair {s:?}: listen: {e}"))?;
+        .ok_or_else(|| PairError::Shape(s.to_string()))?;
+    let listen = parse_listen(listen.trim()).map_err(|source| PairError::Listen {
+        pair: s.to_string(),
+        source,
+    })?;
     let upstream_text = upstream.trim().to_string();
-    let upstream =
-        resolve(&upstream_text, false).map_err(|e| format!("pair {s:?}: upstream: {e}"))?;
+    let upstream = resolve(&upstream_text, false).map_err(|source| PairError::Upstream {
+        pair: s.to_string(),
+        source,
+    })?;
     Ok(PairSpec {
         name: name.to_string(),
         listen,
@@ -241,30 +338,31 @@ pub fn parse_pair(s: &str) -> Result<PairSpec, String> {
     })
 }
 
-fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+fn parse_listen(s: &str) -> Result<SocketAddr, AddrError> {
     if let Ok(port) = s.parse::<u16>() {
         return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
     }
     let a = resolve(s, true)?;
     if a.ip().is_unspecified() {
-        return Err(format!(
-            "expected a loopback or explicit interface address, found the wildcard {s:?}"
-        ));
+        return Err(AddrError::Wildcard(s.to_string()));
     }
     Ok(a)
 }
 
-fn resolve(s: &str, allow_port0: bool) -> Result<SocketAddr, String> {
+fn resolve(s: &str, allow_port0: bool) -> Result<SocketAddr, AddrError> {
     let a = if let Ok(a) = s.parse::<SocketAddr>() {
         a
     } else {
         s.to_socket_addrs()
-            .map_err(|e| format!("expected HOST:PORT, found {s:?} ({e})"))?
+            .map_err(|source| AddrError::Unresolvable {
+                text: s.to_string(),
+                source,
+            })?
             .next()
-            .ok_or_else(|| format!("{s:?} resolves to no address"))?
+            .ok_or_else(|| AddrError::NoAddress(s.to_string()))?
     };
     if a.port() == 0 && !allow_port0 {
-        return Err(format!("expected a port in 1..65535, found {s:?}"));
+        return Err(AddrError::PortZero(s.to_string()));
     }
     Ok(a)
 }
