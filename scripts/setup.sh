@@ -32,6 +32,11 @@ declare -A pkgs=(
   [python3]=python3
   [man]=man-db
   [dpkg-deb]=dpkg
+  # ctp-api: ctp2rs's build script runs bindgen (clang, libclang below); its tests build LocalCTP
+  # and an md stub with g++/gcc.
+  [clang]=clang
+  [g++]=g++
+  [gcc]=gcc
 )
 if [ "${1:-}" = bench ]; then pkgs[hyperfine]=hyperfine; fi
 for cmd in "${!pkgs[@]}"; do
@@ -39,6 +44,8 @@ for cmd in "${!pkgs[@]}"; do
 done
 # PostgreSQL's server binaries are not on PATH; an installed postgresql-15 is left as it is.
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
+# libclang (ctp2rs's bindgen loads it at build time): a library, not a command.
+compgen -G '/usr/lib/llvm-*/lib/libclang.so' >/dev/null || need+=(libclang-dev)
 
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then

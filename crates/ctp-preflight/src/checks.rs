@@ -82,6 +82,7 @@ pub const CHECKS: &[CheckDef] = &[
         Severity::Error,
         true,
     ),
+    def("CtpLogin", "ctp_login", Severity::Error, true),
     def(
         "ServiceWindowHint",
         "service_window_hint",
@@ -609,6 +610,18 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
                 last.duration_ms = crate::ms(d);
             }
         }
+    }
+
+    // ctp_login (--check-login): through the vendor API (crates/ctp-api).
+    if cli.check_login {
+        let t = Instant::now();
+        let (ok, skipped, detail) = if cli.skip_network_check {
+            (true, true, "skipped (--skip-network-check)".to_string())
+        } else {
+            let (ok, detail) = crate::login::check(cli, &cfg);
+            (ok, false, detail)
+        };
+        cx.push("ctp_login", Severity::Error, ok, skipped, detail, t);
     }
 
     // service_window_hint: the original's heuristic, only when every failed connect timed out.

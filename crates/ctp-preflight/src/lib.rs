@@ -9,6 +9,7 @@
 //! 1 when one did, 2 when the config cannot be read or the usage is wrong.
 
 mod checks;
+mod login;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -76,6 +77,15 @@ pub struct Cli {
     /// Write the report to this file (atomically) instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub output_file: Option<PathBuf>,
+    /// Also log in to both fronts through the vendor CTP API (the libraries in --ctp-lib-dir, the
+    /// password from password_env) and report how long connect, authenticate and login took
+    /// (check ctp_login; a network check).
+    #[arg(long)]
+    pub check_login: bool,
+    /// --check-login: where the libraries' own stdout goes (appended, mode 0600)
+    /// [default: ctp_api_stdout.log in --runtime-dir].
+    #[arg(long, value_name = "FILE")]
+    pub api_log: Option<PathBuf>,
 }
 
 /// Output format.
@@ -170,6 +180,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
         cli.operator.as_deref(),
         false,
     );
+    // --check-login: the CTP libraries print to fd 1; the report goes to the original stdout.
+    let report_stdout = login::capture(&cli)?;
     let t0 = Instant::now();
     let outcome = checks::run_all(&cli, &ignore)?;
     let elapsed = t0.elapsed();
@@ -230,7 +242,11 @@ pub fn run(cli: Cli) -> Result<Exit> {
     let out = outcome.scrub(&out);
     match &cli.output_file {
         Some(p) => evidence_core::io::write_atomic(p, out.as_bytes())?,
-        None => cli::stdout_write(&out)?,
+        None => match report_stdout {
+            Some(mut f) => std::io::Write::write_all(&mut f, out.as_bytes())
+                .map_err(|e| EvidenceError::io("cannot write", "stdout", e))?,
+            None => cli::stdout_write(&out)?,
+        },
     }
     if let Some(msg) = &outcome.fatal {
         cli::report_error(&EvidenceError::failed(outcome.scrub(msg)));

@@ -31,6 +31,8 @@ use reconnect_core::probe_log::{HealthSample, HealthState, write_health_line};
 use reconnect_core::sim_proto::{self as proto, Client, Credentials, Message};
 use serde_json::{Value, json};
 
+mod ctp_api_mode;
+
 const AFTER_HELP: &str = "\
 EXAMPLE:
   export CTP_SIM_PASSWORD=...            # the config's password_env; never on the command line
@@ -50,6 +52,17 @@ monitoring (after reconnect_max_attempts, where the C++ gateway gives up for goo
 probe.exhausted and keeps trying at the max backoff). No market data is subscribed
 (CTP_SIM_INSTRUMENT is ignored).
 
+CTP-API MODE (--mode ctp-api, or auto with enable_real_api: true and both libraries in
+--ctp-lib-dir): the vendor thosttraderapi_se.so / thostmduserapi_se.so, loaded at run time;
+healthy = OnRspUserLogin on both fronts (trader: ReqAuthenticate first when the config has
+app_id/auth_code). Each OnFrontDisconnected is a probe.disconnect with its code named
+(net_read_failed 0x1001, net_write_failed 0x1002, heartbeat_timeout 0x2001, ...); no
+OnFrontConnected within connect_timeout_ms is connect_timeout. The probe releases the API object
+on every loss and re-creates it with the backoff above (the library alone reconnects hundreds of
+times a second). The libraries' stdout goes to --api-log, never into the [health] stream.
+  ctp-probe configs/sim/ctp.yaml --mode ctp-api \\
+      --ctp-lib-dir ctp_api/v6.7.11_20250617_api_traderapi_se_linux64
+
 EXIT STATUS of the probe: 0 the monitor period ended (or SIGTERM, the normal way for a drill
 orchestrator to stop it) and the fronts were healthy at least once; 1 they never were (connect
 refused, auth failed, login refused...: see the events); 2 bad config or usage, or the log could
@@ -68,6 +81,10 @@ pub enum Mode {
     Sim,
     /// Plain TCP connect-check (real CTP fronts): healthy = both connections established and open.
     Tcp,
+    /// The vendor CTP API (thosttraderapi_se.so, thostmduserapi_se.so from --ctp-lib-dir):
+    /// authenticate and log in on both fronts; `auto` picks it when the config has
+    /// `enable_real_api: true` and both libraries are there.
+    CtpApi,
 }
 
 impl Cli {
@@ -100,9 +117,17 @@ pub struct Cli {
     /// changes are written at once whatever the interval.
     #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
     pub health_interval_ms: i64,
-    /// Protocol: auto (sim on loopback fronts, tcp otherwise), sim, tcp.
+    /// Protocol: auto (ctp-api when the config has enable_real_api: true and the libraries are in
+    /// --ctp-lib-dir, else sim on loopback fronts, tcp otherwise), sim, tcp, ctp-api.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     pub mode: Mode,
+    /// ctp-api mode: folder with thosttraderapi_se.so and thostmduserapi_se.so (as ctp-preflight).
+    #[arg(long, default_value = ctp_api::DEFAULT_LIB_DIR)]
+    pub ctp_lib_dir: PathBuf,
+    /// ctp-api mode: where the libraries' own stdout goes (appended, mode 0600)
+    /// [default: api_stdout.log in the config's flow_path].
+    #[arg(long, value_name = "FILE")]
+    pub api_log: Option<PathBuf>,
     /// Write the `[health]` lines to this file (truncated at start) instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
@@ -341,6 +366,7 @@ impl State {
 /// What the front threads and the main thread share.
 struct Shared {
     sim: bool,
+    api: Option<Arc<ctp_api_mode::ApiMode>>,
     creds: Option<Credentials>,
     addrs: [String; 2],
     knobs: Knobs,
@@ -691,6 +717,9 @@ fn tcp_session(sh: &Shared, mut s: TcpStream, addr: &str) -> Loss {
 
 /// One front's thread: connect, log in, watch, reconnect; until the probe stops.
 fn front_loop(sh: &Shared, f: Front) {
+    if let Some(m) = &sh.api {
+        return ctp_api_mode::front_loop(sh, f, m);
+    }
     let addr = sh.addrs[f.idx()].clone();
     let mut n = 0_u64;
     loop {
@@ -780,6 +809,7 @@ fn round3(v: f64) -> f64 {
 /// Everything the run needs, checked before any connection is made.
 struct Settings {
     sim: bool,
+    api: Option<Arc<ctp_api_mode::ApiMode>>,
     creds: Option<Credentials>,
     addrs: [String; 2],
     knobs: Knobs,
@@ -820,10 +850,26 @@ fn settings(cli: &Cli) -> Result<Settings> {
     };
     let trader = front(&v.trader_front, "trader_front")?;
     let market = front(&v.market_front, "market_front")?;
+    let api_mode = match cli.mode {
+        Mode::CtpApi => true,
+        Mode::Auto => ctp_api_mode::auto_selects(&cfg, &cli.ctp_lib_dir),
+        Mode::Sim | Mode::Tcp => false,
+    };
     let sim = match cli.mode {
         Mode::Sim => true,
-        Mode::Tcp => false,
-        Mode::Auto => is_loopback(&trader.host) && is_loopback(&market.host),
+        Mode::Tcp | Mode::CtpApi => false,
+        Mode::Auto => !api_mode && is_loopback(&trader.host) && is_loopback(&market.host),
+    };
+    let api = if api_mode {
+        Some(Arc::new(ctp_api_mode::settings(
+            &cfg,
+            &label,
+            &cli.ctp_lib_dir,
+            cli.api_log.as_deref(),
+            &[trader.to_string(), market.to_string()],
+        )?))
+    } else {
+        None
     };
     let creds = if sim {
         let pw = match cfg.password_source() {
@@ -860,6 +906,7 @@ fn settings(cli: &Cli) -> Result<Settings> {
         .map(Duration::from_secs);
     Ok(Settings {
         sim,
+        api,
         creds,
         addrs: [trader.to_string(), market.to_string()],
         knobs,
@@ -884,7 +931,12 @@ fn create(path: &Path) -> Result<File> {
 
 /// The `probe.start` event, the first health line and the message saying what is watched.
 fn announce(sh: &Shared, s: &Settings, monitor_seconds: i64) {
-    let mode = if s.sim { "sim" } else { "tcp" };
+    let mode = match (&s.api, s.sim) {
+        (Some(_), _) => "ctp-api",
+        (None, true) => "sim",
+        (None, false) => "tcp",
+    };
+    let api_versions = s.api.as_deref().map(ctp_api_mode::versions);
     {
         let mut st = lock(&sh.state);
         let ts = st.ts();
@@ -899,6 +951,7 @@ fn announce(sh: &Shared, s: &Settings, monitor_seconds: i64) {
                    "reconnect_max_backoff_ms": s.knobs.max_backoff_ms,
                    "reconnect_max_attempts": s.knobs.max_attempts,
                    "heartbeat_timeout_ms": s.knobs.heartbeat_timeout_ms,
+                   "api_version": api_versions,
                    "version": env!("CARGO_PKG_VERSION")}),
         );
         st.health_line(ts);
@@ -1023,9 +1076,13 @@ fn stop(
 /// Run the probe until the monitor period ends, SIGTERM or SIGINT.
 pub fn run(cli: Cli) -> Result<Exit> {
     let s = settings(&cli)?;
-    let health: Box<dyn Write + Send> = match &cli.log_file {
-        Some(p) => Box::new(create(p)?),
-        None => Box::new(io::stdout()),
+    // ctp-api mode: the libraries print to fd 1; move it to the API log first, and write the
+    // health lines to the original stdout.
+    let api_stdout = s.api.as_deref().map(ctp_api_mode::capture).transpose()?;
+    let health: Box<dyn Write + Send> = match (&cli.log_file, api_stdout) {
+        (Some(p), _) => Box::new(create(p)?),
+        (None, Some(f)) => Box::new(f),
+        (None, None) => Box::new(io::stdout()),
     };
     let events = match &cli.events_file {
         Some(p) => Some((create(p)?, p.clone())),
@@ -1034,6 +1091,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
     signals::install()?;
     let sh = Arc::new(Shared {
         sim: s.sim,
+        api: s.api.clone(),
         creds: s.creds.clone(),
         addrs: s.addrs.clone(),
         knobs: s.knobs.clone(),
