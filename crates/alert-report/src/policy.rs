@@ -69,6 +69,8 @@ pub struct Assessed {
     pub alerts: Vec<Alert>,
     /// The alerts that would fire for what is healthy now (posted as resolved to Alertmanager).
     pub resolved: Vec<Alert>,
+    /// SLIs the input says nobody measured (`healthy: null`), by their name without the prefix.
+    pub not_measured: Vec<String>,
 }
 
 fn bad(label: &str, field: &str, expected: &str, found: &Value) -> EvidenceError {
@@ -159,6 +161,7 @@ fn ops(label: &str, v: &Value, generated_ts_ns: i64) -> Result<Assessed> {
     let overall = opt_bool(label, v, "overall_healthy", "overall_healthy")?.unwrap_or(false);
     let mut alerts = Vec::new();
     let mut resolved = Vec::new();
+    let mut not_measured = Vec::new();
     for (i, s) in slis.iter().enumerate() {
         let f = |k: &str| format!("slis[{i}].{k}");
         if !s.is_object() {
@@ -166,11 +169,17 @@ fn ops(label: &str, v: &Value, generated_ts_ns: i64) -> Result<Assessed> {
         }
         let name = opt_str(label, s, "name", &f("name"))?
             .ok_or_else(|| bad(label, &f("name"), "the SLI name", &Value::Null))?;
+        // `healthy: null` is an SLI nobody measured (slo-report lists it in `not_measured`, e.g. the
+        // storage SLIs without a prod-like health report): it neither fires nor resolves an alert.
+        if s.get("healthy") == Some(&Value::Null) {
+            not_measured.push(name.strip_prefix(PREFIX).unwrap_or(name).to_string());
+            continue;
+        }
         let healthy = opt_bool(label, s, "healthy", &f("healthy"))?.ok_or_else(|| {
             bad(
                 label,
                 &f("healthy"),
-                "true or false",
+                "true, false or null (not measured)",
                 s.get("healthy").unwrap_or(&Value::Null),
             )
         })?;
@@ -222,6 +231,7 @@ fn ops(label: &str, v: &Value, generated_ts_ns: i64) -> Result<Assessed> {
         healthy: alerts.is_empty(),
         alerts,
         resolved,
+        not_measured,
     })
 }
 
@@ -354,6 +364,7 @@ fn prodlike(label: &str, v: &Value, kind: Kind, generated_ts_ns: i64) -> Result<
         healthy: alerts.is_empty(),
         alerts,
         resolved,
+        not_measured: Vec::new(),
     })
 }
 
@@ -362,6 +373,10 @@ fn prodlike(label: &str, v: &Value, kind: Kind, generated_ts_ns: i64) -> Result<
 pub fn combine(assessed: &[Assessed]) -> Vec<Alert> {
     let alerts: Vec<Alert> = assessed.iter().flat_map(|a| a.alerts.clone()).collect();
     if alerts.is_empty() {
+        let unmeasured: Vec<&str> = assessed
+            .iter()
+            .flat_map(|a| a.not_measured.iter().map(String::as_str))
+            .collect();
         let sli = if assessed.iter().any(|a| a.kind == Kind::OpsHealth) {
             format!("{PREFIX}core_process_alive")
         } else {
@@ -370,7 +385,15 @@ pub fn combine(assessed: &[Assessed]) -> Vec<Alert> {
         vec![Alert {
             code: "OPS_ALL_HEALTHY".into(),
             severity: "info".into(),
-            message: "all SLI checks are healthy".into(),
+            // The same words as slo-report's own OPS_ALL_HEALTHY.
+            message: if unmeasured.is_empty() {
+                "all SLI checks are healthy".into()
+            } else {
+                format!(
+                    "all measured SLI checks are healthy (not measured: {})",
+                    unmeasured.join(", ")
+                )
+            },
             sli_name: sli,
         }]
     } else {
