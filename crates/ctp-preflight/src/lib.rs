@@ -31,8 +31,13 @@ const AFTER_HELP: &str = "EXAMPLE:\n  ctp-preflight --config configs/sim/local.y
 #[command(version, after_help = format!("{AFTER_HELP}\n\n{EXIT_STATUS_HELP}"))]
 #[allow(clippy::struct_excessive_bools)]
 pub struct Cli {
-    /// CTP config (YAML, keys under `ctp:`).
-    #[arg(long, default_value = "configs/sim/ctp_trading_hours.yaml")]
+    /// CTP config (YAML, keys under `ctp:`) [default: sim/ctp_trading_hours.yaml found over the
+    /// config search order: $CTP_OPS_CONFIG_DIR, ./configs, <prefix>/etc/ctp-ops, /etc/ctp-ops].
+    #[arg(
+        long,
+        hide_default_value = true,
+        default_value_os_t = evidence_core::paths::config_or_checkout("sim/ctp_trading_hours.yaml")
+    )]
     pub config: PathBuf,
     /// Folder with the CTP API files (ThostFtdcTraderApi.h, the two .so files, error.xml).
     #[arg(
@@ -65,7 +70,8 @@ pub struct Cli {
     /// Largest clock offset accepted from chrony, in ms.
     #[arg(long, default_value_t = 100)]
     pub max_clock_offset_ms: u64,
-    /// Trading calendar (default: configs/calendar/cn-futures-2026.yaml, else the built-in copy).
+    /// Trading calendar (default: calendar/cn-futures-2026.yaml over the config search order, else
+    /// the built-in copy).
     #[arg(long)]
     pub calendar: Option<PathBuf>,
     /// Margin around sessions for the trading-session hint, in minutes.

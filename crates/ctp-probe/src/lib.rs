@@ -88,13 +88,14 @@ pub enum Mode {
 }
 
 impl Cli {
-    /// The config: `--config`, the positional one, else `configs/sim/ctp.yaml`.
+    /// The config: `--config`, the positional one, else `sim/ctp.yaml` over the config search
+    /// order of `evidence_core::paths` (`configs/sim/ctp.yaml` in a checkout).
     #[must_use]
     pub fn config(&self) -> PathBuf {
         self.config_flag
             .clone()
             .or_else(|| self.config_positional.clone())
-            .unwrap_or_else(|| PathBuf::from("configs/sim/ctp.yaml"))
+            .unwrap_or_else(|| evidence_core::paths::config_or_checkout("sim/ctp.yaml"))
     }
 }
 

@@ -122,13 +122,34 @@ fn value_name<T: ValueEnum>(v: T) -> String {
         .unwrap_or_default()
 }
 
+/// `--fallback-configs` default: the two group configs over the config search order.
+fn default_fallback_configs() -> String {
+    [
+        "sim/ctp_trading_hours_group2.yaml",
+        "sim/ctp_trading_hours_group3.yaml",
+    ]
+    .iter()
+    .map(|r| {
+        evidence_core::paths::config_or_checkout(r)
+            .display()
+            .to_string()
+    })
+    .collect::<Vec<_>>()
+    .join(",")
+}
+
 /// The one-shot reconnect drill: probe, faults per scenario with a recovery wait after each
 /// clear, then the SLO report (whose exit status is the verdict).
 #[derive(Debug, Parser)]
 #[command(version, after_help = format!("{AFTER_HELP}\n\n{EXIT_STATUS_HELP}"))]
 pub struct Cli {
-    /// CTP config.
-    #[arg(long, default_value = "configs/sim/ctp.yaml")]
+    /// CTP config [default: sim/ctp.yaml found over the config search order: $CTP_OPS_CONFIG_DIR,
+    /// ./configs, <prefix>/etc/ctp-ops, /etc/ctp-ops].
+    #[arg(
+        long,
+        hide_default_value = true,
+        default_value_os_t = evidence_core::paths::config_or_checkout("sim/ctp.yaml")
+    )]
     pub config: PathBuf,
     /// CTP API folder: for the preflight, and LD_LIBRARY_PATH of a --probe-bin.
     #[arg(
@@ -142,11 +163,10 @@ pub struct Cli {
     /// Do not run ctp-preflight.
     #[arg(long)]
     pub skip_preflight: bool,
-    /// Real config: configs to try when the preflight fails and names reachable groups.
-    #[arg(
-        long,
-        default_value = "configs/sim/ctp_trading_hours_group2.yaml,configs/sim/ctp_trading_hours_group3.yaml"
-    )]
+    /// Real config: configs to try when the preflight fails and names reachable groups
+    /// [default: sim/ctp_trading_hours_group2.yaml,sim/ctp_trading_hours_group3.yaml found over
+    /// the config search order].
+    #[arg(long, hide_default_value = true, default_value_t = default_fallback_configs())]
     pub fallback_configs: String,
     /// Try --fallback-configs when the preflight fails (default).
     #[arg(long, overrides_with = "no_auto_fallback_trading_groups")]
