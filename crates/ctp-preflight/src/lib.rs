@@ -15,8 +15,10 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Parser, ValueEnum};
 use evidence_core::cli::{self, EXIT_STATUS_HELP};
+use evidence_core::duration::{DurationParser, whole_millis};
 use evidence_core::provenance::Provenance;
 use evidence_core::time::now_ns;
 use evidence_core::{EvidenceError, Exit, Result};
@@ -46,7 +48,7 @@ pub struct Cli {
     )]
     pub ctp_lib_dir: PathBuf,
     /// TCP connect timeout per front, in ms (clamped to >= 100).
-    #[arg(long, default_value_t = 1500)]
+    #[arg(long, value_name = "DURATION", default_value = "1500", value_parser = DurationParser::millis().map(whole_millis))]
     pub connect_timeout_ms: u64,
     /// Skip the network checks (DNS, TCP connects); every other check still runs.
     #[arg(long)]
@@ -68,7 +70,7 @@ pub struct Cli {
     #[arg(long, default_value_t = 1024)]
     pub min_free_mb: u64,
     /// Largest clock offset accepted from chrony, in ms.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, value_name = "DURATION", default_value = "100", value_parser = DurationParser::millis().map(whole_millis))]
     pub max_clock_offset_ms: u64,
     /// Trading calendar (default: calendar/cn-futures-2026.yaml over the config search order, else
     /// the built-in copy).
