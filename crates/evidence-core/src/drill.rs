@@ -141,7 +141,8 @@ pub struct DrillArgs {
     /// Drill id: 1-64 of A-Z a-z 0-9 - _ . : (default: `<drill>-<UTC time>-<pid>`).
     #[arg(long, value_name = "ID")]
     pub drill_id: Option<DrillId>,
-    /// Folder for every output of the drill [default: docs/results].
+    /// Folder for every output of the drill [default: $CTP_OPS_RESULTS_DIR, else docs/results in
+    /// a checkout, else /var/lib/ctp-ops/results for an installed binary].
     #[arg(long, value_name = "DIR")]
     pub results_dir: Option<PathBuf>,
     /// Evidence file (`-` for stdout), replaced atomically [default: the drill's file name in
