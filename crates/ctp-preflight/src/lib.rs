@@ -24,7 +24,7 @@ use evidence_core::time::now_ns;
 use evidence_core::{EvidenceError, Exit, Result};
 use serde::Serialize;
 
-pub use checks::CHECKS;
+pub use checks::{CHECKS, Check};
 
 const AFTER_HELP: &str = "EXAMPLE:\n  ctp-preflight --config configs/sim/local.yaml\n  ctp-preflight --config configs/sim/ctp_trading_hours.yaml --skip-network-check --json\n  ctp-preflight --config configs/prod/ctp.yaml --ignore-preflight-errors CtpLibFiles --format jsonl | jq .\n\nText lines are `[PASS|FAIL|WARN|SKIP] name: detail` and a last line `overall: PASS|FAIL`;\nWARN marks a failed warning-severity check or an ignored error.";
 
