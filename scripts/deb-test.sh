@@ -31,6 +31,14 @@ run evidence check-seal --results-dir "$results" | grep -qx 'overall: PASS' || f
 # Saturday 10:00 +08:00: no session, drills may run (calendar from the installed configs).
 run session-guard --calendar "$root/etc/ctp-ops/calendar/cn-futures-2026.yaml" \
   --at 2026-03-14T10:00:00+08:00 >/dev/null
+# Without --calendar it finds <root>/etc/ctp-ops (beside <root>/usr/bin): a holiday added there shows.
+sed -i 's/^holidays:$/holidays:\n  - { from: "2026-03-10", to: "2026-03-10", name: "deb-test day" }/' \
+  "$root/etc/ctp-ops/calendar/cn-futures-2026.yaml"
+run session-guard --at 2026-03-10T10:00:00+08:00 | grep -q 'holiday: deb-test day' \
+  || fail "session-guard did not read the installed calendar"
+# Without --output-file / --results-dir an installed drill writes under /var/lib/ctp-ops/results.
+run wal-drill 2>&1 | grep -q 'would write /var/lib/ctp-ops/results/wal_recovery_result.env' \
+  || fail "wal-drill dry run: not the installed results folder"
 MANPATH="$root/usr/share/man" MANWIDTH=80 man wal-drill 2>/dev/null | grep -q 'wal-drill' \
   || fail "man wal-drill"
-echo "deb-test: PASS ($(basename "$deb"): drill, verifier, index, seal, session-guard, man page from the installed files)"
+echo "deb-test: PASS ($(basename "$deb"): drill, verifier, index, seal, session-guard and results folder found by the install layout, man page from the installed files)"

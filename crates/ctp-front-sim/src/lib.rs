@@ -22,8 +22,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use clap::builder::TypedValueParser as _;
 use ctp_config::CtpConfig;
 use evidence_core::cli::{self, EXIT_STATUS_HELP};
+use evidence_core::duration::{DurationParser, whole_millis};
 use evidence_core::time::now_ns;
 use evidence_core::{EvidenceError, Exit, Result};
 use serde_json::{Value, json};
@@ -59,13 +61,13 @@ pub struct Cli {
     #[arg(long)]
     pub ports_file: Option<PathBuf>,
     /// Delay before answering a login, in ms.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = DurationParser::millis().map(whole_millis))]
     pub login_latency_ms: u64,
     /// Heartbeat interval, in ms (0 = no heartbeats).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, value_name = "DURATION", default_value = "1000", value_parser = DurationParser::millis().map(whole_millis))]
     pub heartbeat_ms: u64,
     /// Market-data tick interval on the market front after login, in ms (0 = no ticks).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = DurationParser::millis().map(whole_millis))]
     pub tick_interval_ms: u64,
     /// Instruments ticked when the client does not subscribe.
     #[arg(long, value_delimiter = ',', default_value = "SHFE.ag2406")]

@@ -41,6 +41,77 @@ const fn def(id: &'static str, name: &'static str, severity: Severity, network: 
     }
 }
 
+/// A check, in output order; its definition is `CHECKS[check as usize]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// `config_exists`.
+    ConfigExists,
+    /// `config_parse`.
+    ConfigParse,
+    /// `config_keys`.
+    ConfigKeys,
+    /// `required_fields`.
+    RequiredFields,
+    /// `production_mode_guard`.
+    ProductionModeGuard,
+    /// `config_values`.
+    ConfigValues,
+    /// `password_source`.
+    PasswordSource,
+    /// `password_plaintext`.
+    PasswordPlaintext,
+    /// `ctp_lib_files`.
+    CtpLibFiles,
+    /// `flow_path_writable`.
+    FlowPathWritable,
+    /// `disk_free`.
+    DiskFree,
+    /// `dns_resolve`.
+    DnsResolve,
+    /// `tcp_connect_market_front`.
+    TcpConnectMarketFront,
+    /// `tcp_connect_trader_front`.
+    TcpConnectTraderFront,
+    /// `ctp_login`.
+    CtpLogin,
+    /// `service_window_hint`.
+    ServiceWindowHint,
+    /// `clock_sync`.
+    ClockSync,
+    /// `trading_session`.
+    TradingSession,
+}
+
+impl Check {
+    /// Every check, in output order (the order of [`CHECKS`]).
+    pub const ALL: [Check; 18] = [
+        Check::ConfigExists,
+        Check::ConfigParse,
+        Check::ConfigKeys,
+        Check::RequiredFields,
+        Check::ProductionModeGuard,
+        Check::ConfigValues,
+        Check::PasswordSource,
+        Check::PasswordPlaintext,
+        Check::CtpLibFiles,
+        Check::FlowPathWritable,
+        Check::DiskFree,
+        Check::DnsResolve,
+        Check::TcpConnectMarketFront,
+        Check::TcpConnectTraderFront,
+        Check::CtpLogin,
+        Check::ServiceWindowHint,
+        Check::ClockSync,
+        Check::TradingSession,
+    ];
+
+    /// Its id, name, severity and network flag.
+    #[must_use]
+    pub fn def(self) -> &'static CheckDef {
+        &CHECKS[self as usize]
+    }
+}
+
 /// Every check, in output order.
 pub const CHECKS: &[CheckDef] = &[
     def("ConfigExists", "config_exists", Severity::Error, false),
@@ -172,27 +243,23 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn push(
         &mut self,
-        name: &str,
+        check: Check,
         sev: Severity,
         ok: bool,
         skipped: bool,
         detail: String,
         t: Instant,
     ) {
-        let d = CHECKS
-            .iter()
-            .find(|d| d.name == name)
-            .copied()
-            .unwrap_or(def("Unknown", "unknown", Severity::Error, false));
+        let d = check.def();
         let ok = ok || sev == Severity::Info;
         self.items.push(Item {
-            name: name.to_string(),
+            name: d.name.to_string(),
             ok,
             skipped,
             detail,
             id: d.id.to_string(),
             severity: sev,
-            ignored: !ok && !skipped && sev == Severity::Error && self.ignore.covers(&d),
+            ignored: !ok && !skipped && sev == Severity::Error && self.ignore.covers(d),
             duration_ms: crate::ms(t.elapsed()),
             connect_ms: None,
         });
@@ -268,66 +335,16 @@ fn probe_front(f: &Front, timeout: Duration) -> NetResult {
 }
 
 /// Run every check.
-#[allow(clippy::too_many_lines)]
 pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
     let mut cx = Ctx {
         ignore,
         items: Vec::new(),
     };
-    let path = &cli.config;
-    let label = path.display().to_string();
-    let t = Instant::now();
-    if !path.is_file() {
-        cx.push(
-            "config_exists",
-            Severity::Error,
-            false,
-            false,
-            format!("missing {label}"),
-            t,
-        );
-        return Ok(Outcome {
-            items: cx.items,
-            exit: Exit::BadInput,
-            fatal: Some(format!("cannot read the config {label}: not found")),
-            config_sha256: "none".into(),
-            secrets: Vec::new(),
-        });
-    }
-    cx.push(
-        "config_exists",
-        Severity::Error,
-        true,
-        false,
-        label.clone(),
-        t,
-    );
-    let t = Instant::now();
-    let bytes = std::fs::read(path).unwrap_or_default();
-    let sha = evidence_core::provenance::sha256_hex(&bytes);
-    let cfg = match CtpConfig::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            // The parser's message may quote the document: mask any inline password it holds.
-            let secrets = raw_password(&bytes).into_iter().collect();
-            let detail = format!("{e}");
-            cx.push(
-                "config_parse",
-                Severity::Error,
-                false,
-                false,
-                detail.clone(),
-                t,
-            );
-            return Ok(Outcome {
-                items: cx.items,
-                exit: Exit::BadInput,
-                fatal: Some(format!("cannot parse the config: {detail}")),
-                config_sha256: sha,
-                secrets,
-            });
-        }
+    let (cfg, sha, t) = match load(&mut cx, &cli.config) {
+        Ok(loaded) => loaded,
+        Err(outcome) => return Ok(outcome),
     };
+    let label = cli.config.display().to_string();
     let v = &cfg.values;
     let is_prod = v.environment == Some(Environment::Prod);
     if ignore.all && is_prod {
@@ -359,7 +376,7 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
     let market_net = net(&v.market_front);
     let trader_net = net(&v.trader_front);
     cx.push(
-        "config_parse",
+        Check::ConfigParse,
         Severity::Error,
         true,
         false,
@@ -367,6 +384,95 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
         t,
     );
 
+    config_checks(&mut cx, &cfg);
+    local_checks(&mut cx, cli, &cfg, &pw_source, is_prod);
+    // network: dns_resolve, tcp_connect_*
+    let t = Instant::now();
+    let market = market_net.map(NetHandle::wait);
+    let trader = trader_net.map(NetHandle::wait);
+    dns_check(&mut cx, cli, &cfg, (&market, &trader), t);
+    let (any_failed, timeouts_only) = tcp_checks(&mut cx, cli, &cfg, (&market, &trader));
+    final_checks(&mut cx, cli, &cfg, any_failed && timeouts_only);
+
+    let exit = if cx.items.iter().any(Item::counts_as_error) {
+        Exit::Breach
+    } else {
+        Exit::Pass
+    };
+    Ok(Outcome {
+        items: cx.items,
+        exit,
+        fatal: None,
+        config_sha256: sha,
+        secrets,
+    })
+}
+
+/// `config_exists`, and `config_parse` when it fails: the parsed config, its SHA-256 and when the
+/// parse began; or the outcome for a config that cannot be read or parsed (exit 2).
+fn load(
+    cx: &mut Ctx<'_>,
+    path: &Path,
+) -> std::result::Result<(CtpConfig, String, Instant), Outcome> {
+    let label = path.display().to_string();
+    let t = Instant::now();
+    if !path.is_file() {
+        cx.push(
+            Check::ConfigExists,
+            Severity::Error,
+            false,
+            false,
+            format!("missing {label}"),
+            t,
+        );
+        return Err(Outcome {
+            items: std::mem::take(&mut cx.items),
+            exit: Exit::BadInput,
+            fatal: Some(format!("cannot read the config {label}: not found")),
+            config_sha256: "none".into(),
+            secrets: Vec::new(),
+        });
+    }
+    cx.push(
+        Check::ConfigExists,
+        Severity::Error,
+        true,
+        false,
+        label.clone(),
+        t,
+    );
+    let t = Instant::now();
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let sha = evidence_core::provenance::sha256_hex(&bytes);
+    let cfg = match CtpConfig::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            // The parser's message may quote the document: mask any inline password it holds.
+            let secrets = raw_password(&bytes).into_iter().collect();
+            let detail = format!("{e}");
+            cx.push(
+                Check::ConfigParse,
+                Severity::Error,
+                false,
+                false,
+                detail.clone(),
+                t,
+            );
+            return Err(Outcome {
+                items: std::mem::take(&mut cx.items),
+                exit: Exit::BadInput,
+                fatal: Some(format!("cannot parse the config: {detail}")),
+                config_sha256: sha,
+                secrets,
+            });
+        }
+    };
+    Ok((cfg, sha, t))
+}
+
+/// `config_keys`, `required_fields`, `production_mode_guard`, `config_values`.
+fn config_checks(cx: &mut Ctx<'_>, cfg: &CtpConfig) {
+    let v = &cfg.values;
     // config_keys
     let t = Instant::now();
     let detail = if cfg.warnings.is_empty() {
@@ -379,7 +485,7 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
             .join("; ")
     };
     cx.push(
-        "config_keys",
+        Check::ConfigKeys,
         Severity::Warning,
         cfg.warnings.is_empty(),
         false,
@@ -407,7 +513,7 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
         format!("missing: {}", missing.join(","))
     };
     cx.push(
-        "required_fields",
+        Check::RequiredFields,
         Severity::Error,
         missing.is_empty(),
         false,
@@ -417,9 +523,9 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
 
     // production_mode_guard
     let t = Instant::now();
-    let (ok, detail) = production_guard(&cfg);
+    let (ok, detail) = production_guard(cfg);
     cx.push(
-        "production_mode_guard",
+        Check::ProductionModeGuard,
         Severity::Error,
         ok,
         false,
@@ -446,29 +552,40 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
             .join("; ")
     };
     cx.push(
-        "config_values",
+        Check::ConfigValues,
         Severity::Error,
         cfg.problems.is_empty(),
         false,
         detail,
         t,
     );
+}
 
+/// `password_source`, `password_plaintext`, `ctp_lib_files`, `flow_path_writable`, `disk_free`.
+fn local_checks(
+    cx: &mut Ctx<'_>,
+    cli: &Cli,
+    cfg: &CtpConfig,
+    pw_source: &PasswordSource,
+    is_prod: bool,
+) {
+    let path = &cli.config;
+    let v = &cfg.values;
     // password_source
     let t = Instant::now();
-    let (ok, detail) = match &pw_source {
+    let (ok, detail) = match pw_source {
         PasswordSource::Inline(_) => (true, "config.password".to_string()),
         PasswordSource::Env { name, .. } => (true, format!("env:{name}")),
         PasswordSource::Missing { env_name } => {
             (false, format!("missing password and env {env_name}"))
         }
     };
-    cx.push("password_source", Severity::Error, ok, false, detail, t);
+    cx.push(Check::PasswordSource, Severity::Error, ok, false, detail, t);
 
     // password_plaintext
     let t = Instant::now();
-    let (sev, ok, detail) = plaintext_check(&cfg, path, is_prod);
-    cx.push("password_plaintext", sev, ok, false, detail, t);
+    let (sev, ok, detail) = plaintext_check(cfg, path, is_prod);
+    cx.push(Check::PasswordPlaintext, sev, ok, false, detail, t);
 
     // ctp_lib_files
     let t = Instant::now();
@@ -481,25 +598,41 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
     if !ok && !v.enable_real_api {
         detail.push_str(" (enable_real_api is false: a warning)");
     }
-    cx.push("ctp_lib_files", sev, ok, false, detail, t);
+    cx.push(Check::CtpLibFiles, sev, ok, false, detail, t);
 
     // flow_path_writable
     let t = Instant::now();
     let (ok, detail) = writable(&v.flow_path);
-    cx.push("flow_path_writable", Severity::Error, ok, false, detail, t);
+    cx.push(
+        Check::FlowPathWritable,
+        Severity::Error,
+        ok,
+        false,
+        detail,
+        t,
+    );
 
     // disk_free
     let t = Instant::now();
     let (ok, detail) = disk_free(&cli.runtime_dir, cli.min_free_mb);
-    cx.push("disk_free", Severity::Error, ok, false, detail, t);
+    cx.push(Check::DiskFree, Severity::Error, ok, false, detail, t);
+}
 
-    // network: dns_resolve, tcp_connect_*
-    let t = Instant::now();
-    let market = market_net.map(NetHandle::wait);
-    let trader = trader_net.map(NetHandle::wait);
+/// The two fronts' probes: market, trader (none with --skip-network-check).
+type NetPair<'a> = (&'a Option<NetResult>, &'a Option<NetResult>);
+
+/// `dns_resolve`; `t`: when the wait for the probes began.
+fn dns_check(
+    cx: &mut Ctx<'_>,
+    cli: &Cli,
+    cfg: &CtpConfig,
+    (market, trader): NetPair<'_>,
+    t: Instant,
+) {
+    let v = &cfg.values;
     if cli.skip_network_check {
         cx.push(
-            "dns_resolve",
+            Check::DnsResolve,
             Severity::Error,
             true,
             true,
@@ -528,7 +661,7 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
             }
         }
         cx.push(
-            "dns_resolve",
+            Check::DnsResolve,
             Severity::Error,
             ok,
             false,
@@ -536,17 +669,28 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
             t,
         );
     }
+}
+
+/// `tcp_connect_market_front`, `tcp_connect_trader_front`; returns (some connect failed, every
+/// failure was a timeout).
+fn tcp_checks(
+    cx: &mut Ctx<'_>,
+    cli: &Cli,
+    cfg: &CtpConfig,
+    (market, trader): NetPair<'_>,
+) -> (bool, bool) {
+    let v = &cfg.values;
     let mut timeouts_only = true;
     let mut any_failed = false;
     for (name, key, f, r) in [
         (
-            "tcp_connect_market_front",
+            Check::TcpConnectMarketFront,
             "market_front",
             &v.market_front,
             &market,
         ),
         (
-            "tcp_connect_trader_front",
+            Check::TcpConnectTraderFront,
             "trader_front",
             &v.trader_front,
             &trader,
@@ -612,16 +756,23 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
         }
     }
 
+    (any_failed, timeouts_only)
+}
+
+/// `ctp_login` (with --check-login), `service_window_hint` (when `timed_out`: some connect failed
+/// and every failure timed out), `clock_sync`, `trading_session`.
+fn final_checks(cx: &mut Ctx<'_>, cli: &Cli, cfg: &CtpConfig, timed_out: bool) {
+    let v = &cfg.values;
     // ctp_login (--check-login): through the vendor API (crates/ctp-api).
     if cli.check_login {
         let t = Instant::now();
         let (ok, skipped, detail) = if cli.skip_network_check {
             (true, true, "skipped (--skip-network-check)".to_string())
         } else {
-            let (ok, detail) = crate::login::check(cli, &cfg);
+            let (ok, detail) = crate::login::check(cli, cfg);
             (ok, false, detail)
         };
-        cx.push("ctp_login", Severity::Error, ok, skipped, detail, t);
+        cx.push(Check::CtpLogin, Severity::Error, ok, skipped, detail, t);
     }
 
     // service_window_hint: the original's heuristic, only when every failed connect timed out.
@@ -635,33 +786,34 @@ pub fn run_all(cli: &Cli, ignore: &Ignore) -> Result<Outcome> {
         .profile
         .as_deref()
         .is_some_and(|p| p.to_ascii_lowercase().contains("trading"));
-    if any_failed && timeouts_only && (trading_profile || trading_port) {
-        let detail = window_hint(&cfg, trading_port, cli.connect_timeout_ms);
-        cx.push("service_window_hint", Severity::Info, true, true, detail, t);
+    if timed_out && (trading_profile || trading_port) {
+        let detail = window_hint(cfg, trading_port, cli.connect_timeout_ms);
+        cx.push(
+            Check::ServiceWindowHint,
+            Severity::Info,
+            true,
+            true,
+            detail,
+            t,
+        );
     }
 
     // clock_sync
     let t = Instant::now();
     let (ok, skipped, detail) = clock_sync(cli.max_clock_offset_ms);
-    cx.push("clock_sync", Severity::Warning, ok, skipped, detail, t);
+    cx.push(Check::ClockSync, Severity::Warning, ok, skipped, detail, t);
 
     // trading_session
     let t = Instant::now();
-    let (skipped, detail) = session_state(cli, &cfg);
-    cx.push("trading_session", Severity::Info, true, skipped, detail, t);
-
-    let exit = if cx.items.iter().any(Item::counts_as_error) {
-        Exit::Breach
-    } else {
-        Exit::Pass
-    };
-    Ok(Outcome {
-        items: cx.items,
-        exit,
-        fatal: None,
-        config_sha256: sha,
-        secrets,
-    })
+    let (skipped, detail) = session_state(cli, cfg);
+    cx.push(
+        Check::TradingSession,
+        Severity::Info,
+        true,
+        skipped,
+        detail,
+        t,
+    );
 }
 
 /// The inline password of a file that does not parse, found line by line, to mask it.
@@ -1169,6 +1321,15 @@ fn session_state(cli: &Cli, cfg: &CtpConfig) -> (bool, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_check_names_its_own_definition() {
+        assert_eq!(Check::ALL.len(), CHECKS.len());
+        for (i, c) in Check::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i);
+            assert_eq!(format!("{c:?}"), c.def().id);
+        }
+    }
 
     #[test]
     fn a_hung_network_check_is_abandoned_at_its_deadline() {

@@ -15,14 +15,16 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Parser, ValueEnum};
 use evidence_core::cli::{self, EXIT_STATUS_HELP};
+use evidence_core::duration::{DurationParser, whole_millis};
 use evidence_core::provenance::Provenance;
 use evidence_core::time::now_ns;
 use evidence_core::{EvidenceError, Exit, Result};
 use serde::Serialize;
 
-pub use checks::CHECKS;
+pub use checks::{CHECKS, Check};
 
 const AFTER_HELP: &str = "EXAMPLE:\n  ctp-preflight --config configs/sim/local.yaml\n  ctp-preflight --config configs/sim/ctp_trading_hours.yaml --skip-network-check --json\n  ctp-preflight --config configs/prod/ctp.yaml --ignore-preflight-errors CtpLibFiles --format jsonl | jq .\n\nText lines are `[PASS|FAIL|WARN|SKIP] name: detail` and a last line `overall: PASS|FAIL`;\nWARN marks a failed warning-severity check or an ignored error.";
 
@@ -31,8 +33,13 @@ const AFTER_HELP: &str = "EXAMPLE:\n  ctp-preflight --config configs/sim/local.y
 #[command(version, after_help = format!("{AFTER_HELP}\n\n{EXIT_STATUS_HELP}"))]
 #[allow(clippy::struct_excessive_bools)]
 pub struct Cli {
-    /// CTP config (YAML, keys under `ctp:`).
-    #[arg(long, default_value = "configs/sim/ctp_trading_hours.yaml")]
+    /// CTP config (YAML, keys under `ctp:`) [default: sim/ctp_trading_hours.yaml found over the
+    /// config search order: $CTP_OPS_CONFIG_DIR, ./configs, <prefix>/etc/ctp-ops, /etc/ctp-ops].
+    #[arg(
+        long,
+        hide_default_value = true,
+        default_value_os_t = evidence_core::paths::config_or_checkout("sim/ctp_trading_hours.yaml")
+    )]
     pub config: PathBuf,
     /// Folder with the CTP API files (ThostFtdcTraderApi.h, the two .so files, error.xml).
     #[arg(
@@ -41,7 +48,7 @@ pub struct Cli {
     )]
     pub ctp_lib_dir: PathBuf,
     /// TCP connect timeout per front, in ms (clamped to >= 100).
-    #[arg(long, default_value_t = 1500)]
+    #[arg(long, value_name = "DURATION", default_value = "1500", value_parser = DurationParser::millis().map(whole_millis))]
     pub connect_timeout_ms: u64,
     /// Skip the network checks (DNS, TCP connects); every other check still runs.
     #[arg(long)]
@@ -63,9 +70,10 @@ pub struct Cli {
     #[arg(long, default_value_t = 1024)]
     pub min_free_mb: u64,
     /// Largest clock offset accepted from chrony, in ms.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, value_name = "DURATION", default_value = "100", value_parser = DurationParser::millis().map(whole_millis))]
     pub max_clock_offset_ms: u64,
-    /// Trading calendar (default: configs/calendar/cn-futures-2026.yaml, else the built-in copy).
+    /// Trading calendar (default: calendar/cn-futures-2026.yaml over the config search order, else
+    /// the built-in copy).
     #[arg(long)]
     pub calendar: Option<PathBuf>,
     /// Margin around sessions for the trading-session hint, in minutes.

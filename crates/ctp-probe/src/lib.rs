@@ -22,9 +22,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use clap::builder::TypedValueParser as _;
 use clap::{Parser, ValueEnum};
 use ctp_config::{CtpConfig, PasswordSource};
 use evidence_core::cli::{self, EXIT_STATUS_HELP};
+use evidence_core::duration::{DurationParser, whole_millis};
 use evidence_core::time::now_ns;
 use evidence_core::{EvidenceError, Exit, Result, signals};
 use reconnect_core::probe_log::{HealthSample, HealthState, write_health_line};
@@ -88,13 +90,14 @@ pub enum Mode {
 }
 
 impl Cli {
-    /// The config: `--config`, the positional one, else `configs/sim/ctp.yaml`.
+    /// The config: `--config`, the positional one, else `sim/ctp.yaml` over the config search
+    /// order of `evidence_core::paths` (`configs/sim/ctp.yaml` in a checkout).
     #[must_use]
     pub fn config(&self) -> PathBuf {
         self.config_flag
             .clone()
             .or_else(|| self.config_positional.clone())
-            .unwrap_or_else(|| PathBuf::from("configs/sim/ctp.yaml"))
+            .unwrap_or_else(|| evidence_core::paths::config_or_checkout("sim/ctp.yaml"))
     }
 }
 
@@ -137,12 +140,12 @@ pub struct Cli {
     pub events_file: Option<PathBuf>,
     /// Declare a logged-in sim-mode front lost after this long without any message from it
     /// [default: 3 x the front's heartbeat_ms; 3000 when it sends none, with a ping every third].
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "DURATION", value_parser = DurationParser::millis().map(whole_millis))]
     pub heartbeat_timeout_ms: Option<u64>,
     /// tcp mode: every this many ms, also open (and at once close) a fresh connection to each
     /// front, so that a firewall fault on an idle connection is seen (refused, or no answer within
     /// the heartbeat timeout, 3000 ms by default); 0 = only watch the held connections.
-    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    #[arg(long, value_name = "DURATION", default_value = "1000", value_parser = DurationParser::millis().map(whole_millis))]
     pub tcp_check_interval_ms: u64,
 }
 

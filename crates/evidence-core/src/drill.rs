@@ -141,7 +141,8 @@ pub struct DrillArgs {
     /// Drill id: 1-64 of A-Z a-z 0-9 - _ . : (default: `<drill>-<UTC time>-<pid>`).
     #[arg(long, value_name = "ID")]
     pub drill_id: Option<DrillId>,
-    /// Folder for every output of the drill [default: docs/results].
+    /// Folder for every output of the drill [default: $CTP_OPS_RESULTS_DIR, else docs/results in
+    /// a checkout, else /var/lib/ctp-ops/results for an installed binary].
     #[arg(long, value_name = "DIR")]
     pub results_dir: Option<PathBuf>,
     /// Evidence file (`-` for stdout), replaced atomically [default: the drill's file name in
@@ -166,7 +167,8 @@ pub struct DrillDefaults {
     pub lock_name: &'static str,
 }
 
-/// Default results folder (relative to the working directory).
+/// Results folder in a checkout (relative to the working directory); the default comes from
+/// [`crate::paths::default_results_dir`] (`/var/lib/ctp-ops/results` when installed).
 pub const DEFAULT_RESULTS_DIR: &str = "docs/results";
 /// Default folder of lock files (relative to the working directory).
 pub const DEFAULT_LOCK_DIR: &str = "runtime/locks";
@@ -198,7 +200,7 @@ impl DrillArgs {
         let results_dir = self
             .results_dir
             .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_RESULTS_DIR));
+            .unwrap_or_else(crate::paths::default_results_dir);
         if results_dir.as_os_str().is_empty() {
             return Err(EvidenceError::usage("--results-dir must not be empty"));
         }

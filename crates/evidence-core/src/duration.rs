@@ -171,6 +171,20 @@ impl DurationParser {
     }
 }
 
+/// Whole milliseconds of `d` (saturating), for a `--x-ms` flag whose field stays an integer of
+/// milliseconds: `value_parser = DurationParser::millis().map(whole_millis)` takes `1500`, `1.5s`.
+#[must_use]
+pub fn whole_millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whole seconds of `d`, for a `--x-secs` flag whose field stays an integer of seconds:
+/// `value_parser = DurationParser::secs().map(whole_secs)` takes `30`, `30s`, `2m`.
+#[must_use]
+pub fn whole_secs(d: Duration) -> u64 {
+    d.as_secs()
+}
+
 /// `1.5s`, `500ms`, `2m`: a short rendering for messages.
 #[must_use]
 pub fn show(d: Duration) -> String {

@@ -92,6 +92,13 @@ pub fn find_in(dirs: &[PathBuf], relative: &str) -> Option<PathBuf> {
     dirs.iter().map(|d| d.join(relative)).find(|p| p.is_file())
 }
 
+/// [`find_config`], else `configs/<relative>` (the checkout path, so a message names it): the
+/// default of a `--config`-like flag.
+#[must_use]
+pub fn config_or_checkout(relative: &str) -> PathBuf {
+    find_config(relative).unwrap_or_else(|| Path::new("configs").join(relative))
+}
+
 /// Text for an error when nothing was found: the places searched.
 #[must_use]
 pub fn searched(relative: &str) -> String {

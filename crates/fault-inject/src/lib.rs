@@ -21,6 +21,7 @@ use clap::{Parser, ValueEnum};
 use trading_calendar::guard::{GuardArgs, GuardStatus, SessionGuard};
 
 use evidence_core::cli::{self, EXIT_STATUS_HELP};
+use evidence_core::duration::{DurationParser, whole_millis, whole_secs};
 use evidence_core::time::now_ns;
 use evidence_core::{EvidenceError, Exit, Result, signals};
 use reconnect_core::control::{Client, Request};
@@ -139,6 +140,26 @@ impl Backend {
     }
 }
 
+/// `--delay-ms`/`--jitter-ms`: a plain integer of ms as before (a negative one reaches the check
+/// that names it), or a duration with a unit (`250ms`, `0.25s`; evidence_core::duration).
+fn ms_or_duration(text: &str) -> std::result::Result<i64, String> {
+    text.trim().parse::<i64>().or_else(|_| {
+        DurationParser::millis()
+            .check(text)
+            .map(|d| i64::try_from(whole_millis(d)).unwrap_or(i64::MAX))
+    })
+}
+
+/// `--duration-sec`: a plain integer of seconds as before, or a duration with a unit (`20s`,
+/// `2m`; a fraction of a second is truncated).
+fn secs_or_duration(text: &str) -> std::result::Result<i64, String> {
+    text.trim().parse::<i64>().or_else(|_| {
+        DurationParser::secs()
+            .check(text)
+            .map(|d| i64::try_from(whole_secs(d)).unwrap_or(i64::MAX))
+    })
+}
+
 /// Inject a reconnect fault on the CTP fronts (the original ctp_fault_inject), through
 /// fault-proxy or netfilter, and never leave it behind.
 #[derive(Debug, Parser)]
@@ -184,11 +205,11 @@ pub struct Cli {
     pub ports: String,
 
     /// Delay, milliseconds (latency, jitter, combined).
-    #[arg(long, default_value_t = 250, allow_negative_numbers = true)]
+    #[arg(long, value_name = "DURATION", default_value = "250", allow_negative_numbers = true, value_parser = ms_or_duration)]
     pub delay_ms: i64,
 
     /// Jitter, milliseconds (jitter, combined).
-    #[arg(long, default_value_t = 30, allow_negative_numbers = true)]
+    #[arg(long, value_name = "DURATION", default_value = "30", allow_negative_numbers = true, value_parser = ms_or_duration)]
     pub jitter_ms: i64,
 
     /// Loss, percent 0..100 (loss, combined).
@@ -196,7 +217,7 @@ pub struct Cli {
     pub loss_percent: f64,
 
     /// How long `run` holds the fault, seconds (at least 1).
-    #[arg(long, default_value_t = 20, allow_negative_numbers = true)]
+    #[arg(long, value_name = "DURATION", default_value = "20", allow_negative_numbers = true, value_parser = secs_or_duration)]
     pub duration_sec: i64,
 
     /// Append fault events (JSONL, the original's format plus drill_id, backend, target,

@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use clap::builder::TypedValueParser as _;
 use evidence_core::cli::{self, EXIT_STATUS_HELP};
+use evidence_core::duration::{DurationParser, whole_millis};
 use evidence_core::time::now_ns;
 use evidence_core::{EvidenceError, Exit, Result, signals};
 
@@ -74,7 +76,7 @@ pub struct Cli {
     pub ready_file: Option<PathBuf>,
 
     /// Timeout to connect to an upstream, milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    #[arg(long, value_name = "DURATION", default_value = "5000", value_parser = DurationParser::millis().map(whole_millis))]
     pub connect_timeout_ms: u64,
 
     /// Copy through a buffer instead of splice(2) on the no-fault path (for benchmarks).

@@ -22,9 +22,11 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use clap::builder::TypedValueParser as _;
 use clap::{Parser, ValueEnum};
 use ctp_config::{CtpConfig, Environment, Front, PasswordSource};
 use evidence_core::cli::{self, EXIT_STATUS_HELP};
+use evidence_core::duration::{DurationParser, whole_millis, whole_secs};
 use evidence_core::io::write_atomic;
 use evidence_core::lock::LockFile;
 use evidence_core::process::{RunOptions, run_command};
@@ -122,13 +124,34 @@ fn value_name<T: ValueEnum>(v: T) -> String {
         .unwrap_or_default()
 }
 
+/// `--fallback-configs` default: the two group configs over the config search order.
+fn default_fallback_configs() -> String {
+    [
+        "sim/ctp_trading_hours_group2.yaml",
+        "sim/ctp_trading_hours_group3.yaml",
+    ]
+    .iter()
+    .map(|r| {
+        evidence_core::paths::config_or_checkout(r)
+            .display()
+            .to_string()
+    })
+    .collect::<Vec<_>>()
+    .join(",")
+}
+
 /// The one-shot reconnect drill: probe, faults per scenario with a recovery wait after each
 /// clear, then the SLO report (whose exit status is the verdict).
 #[derive(Debug, Parser)]
 #[command(version, after_help = format!("{AFTER_HELP}\n\n{EXIT_STATUS_HELP}"))]
 pub struct Cli {
-    /// CTP config.
-    #[arg(long, default_value = "configs/sim/ctp.yaml")]
+    /// CTP config [default: sim/ctp.yaml found over the config search order: $CTP_OPS_CONFIG_DIR,
+    /// ./configs, <prefix>/etc/ctp-ops, /etc/ctp-ops].
+    #[arg(
+        long,
+        hide_default_value = true,
+        default_value_os_t = evidence_core::paths::config_or_checkout("sim/ctp.yaml")
+    )]
     pub config: PathBuf,
     /// CTP API folder: for the preflight, and LD_LIBRARY_PATH of a --probe-bin.
     #[arg(
@@ -142,11 +165,10 @@ pub struct Cli {
     /// Do not run ctp-preflight.
     #[arg(long)]
     pub skip_preflight: bool,
-    /// Real config: configs to try when the preflight fails and names reachable groups.
-    #[arg(
-        long,
-        default_value = "configs/sim/ctp_trading_hours_group2.yaml,configs/sim/ctp_trading_hours_group3.yaml"
-    )]
+    /// Real config: configs to try when the preflight fails and names reachable groups
+    /// [default: sim/ctp_trading_hours_group2.yaml,sim/ctp_trading_hours_group3.yaml found over
+    /// the config search order].
+    #[arg(long, hide_default_value = true, default_value_t = default_fallback_configs())]
     pub fallback_configs: String,
     /// Try --fallback-configs when the preflight fails (default).
     #[arg(long, overrides_with = "no_auto_fallback_trading_groups")]
@@ -327,13 +349,13 @@ pub struct Plan {
     /// Hold of every scenario, ms [default: the original's table, 20 s disconnect, 30 s others].
     /// A hold that is not whole seconds runs fault-inject with --hold-interruptible and ends it
     /// by SIGTERM after the hold.
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "DURATION", value_parser = DurationParser::millis().map(whole_millis))]
     pub hold_ms: Option<u64>,
     /// Delay of latency, jitter and combined, ms [default: 250, 250, 200].
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "DURATION", value_parser = DurationParser::millis().map(whole_millis))]
     pub delay_ms: Option<u64>,
     /// Jitter of jitter and combined, ms [default: 30, 40].
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "DURATION", value_parser = DurationParser::millis().map(whole_millis))]
     pub jitter_ms: Option<u64>,
     /// Loss of loss and combined, percent [default: 5, 3].
     #[arg(long, value_name = "PERCENT")]
@@ -362,31 +384,31 @@ pub struct Timing {
     pub monitor_seconds: Option<i64>,
     /// Passed to the probe: interval of its periodic [health] lines (state changes are written at
     /// once by ctp-probe).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, value_name = "DURATION", default_value = "1000", value_parser = DurationParser::millis().map(whole_millis))]
     pub health_interval_ms: u64,
     /// Deadline for the probe's first healthy state (the original slept this long instead).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, value_name = "DURATION", default_value = "30", value_parser = DurationParser::secs().map(whole_secs))]
     pub warmup_seconds: u64,
     /// After each clear, wait at most this long for the probe to be healthy again.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, value_name = "DURATION", default_value = "60", value_parser = DurationParser::secs().map(whole_secs))]
     pub recovery_timeout_sec: u64,
     /// The probe must stay healthy this long before the next fault (and before the first); the
     /// recovery rule's settle interval (passed to slo-report).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, value_name = "DURATION", default_value = "1000", value_parser = DurationParser::millis().max(Duration::from_secs(3600)).map(whole_millis))]
     pub settle_ms: u64,
     /// ctp-probe's --heartbeat-timeout-ms (not passed to a --probe-bin).
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "DURATION", value_parser = DurationParser::millis().map(whole_millis))]
     pub heartbeat_timeout_ms: Option<u64>,
     /// Local: the simulator's heartbeat interval, ms; 0 (default) = none, so the probe pings and
     /// its liveness depends on its own requests crossing the fault, as a CTP client's heartbeat.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = DurationParser::millis().map(whole_millis))]
     pub sim_heartbeat_ms: u64,
     /// Local drills with ctp-probe: a recovery moment that differs from ctp-front-sim's own log
     /// by more than this fails the drill (the probe's figures are not trustworthy).
-    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    #[arg(long, value_name = "DURATION", default_value = "100", value_parser = DurationParser::millis().min(Duration::from_millis(1)).max(Duration::from_secs(60)).map(whole_millis))]
     pub sim_agreement_bound_ms: u64,
     /// Preflight connect timeout, ms (at least 100).
-    #[arg(long, default_value_t = 1200)]
+    #[arg(long, value_name = "DURATION", default_value = "1200", value_parser = DurationParser::millis().map(whole_millis))]
     pub preflight_timeout_ms: u64,
 }
 

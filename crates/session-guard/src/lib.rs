@@ -28,7 +28,8 @@ pub struct Cli {
     /// Minutes before a session opens and after it closes during which drills are refused.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(0..=720))]
     pub margin_minutes: u32,
-    /// Calendar file (default: configs/calendar/cn-futures-2026.yaml, else the built-in copy).
+    /// Calendar file (default: calendar/cn-futures-2026.yaml over the config search order:
+    /// $CTP_OPS_CONFIG_DIR, ./configs, <prefix>/etc/ctp-ops, /etc/ctp-ops; else the built-in copy).
     #[arg(long)]
     pub calendar: Option<PathBuf>,
     /// Only this night-session group (e.g. until_2300); default: the latest-ending group.

@@ -14,7 +14,9 @@ pub mod svg;
 use std::path::{Component, Path, PathBuf};
 
 use clap::Parser;
+use clap::builder::TypedValueParser as _;
 use evidence_core::cli::{EXIT_STATUS_HELP, info, stdout_write, warn};
+use evidence_core::duration::{DurationParser, whole_millis};
 use evidence_core::io::{Input, write_atomic};
 use evidence_core::provenance::Provenance;
 use evidence_core::time::now_ns;
@@ -23,6 +25,7 @@ use reconnect_core::fault_event::{FaultEventReader, ensure_ascii};
 use reconnect_core::probe_log::{HealthLogReader, HealthSample, HealthState};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::time::Duration;
 
 use analysis::{Merge, MergeSummary, Pairing, Window, pair_windows, secs};
 use ops::{ChainSource, ChainStatus, StorageHealth};
@@ -140,7 +143,7 @@ pub struct Cli {
     pub timeline_svg: Option<PathBuf>,
     /// Recovery rule: a window recovers at the first healthy moment after which the probe stays
     /// healthy this long (or until the next apply). reconnect-evidence passes its own.
-    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    #[arg(long, value_name = "DURATION", default_value = "1000", value_parser = DurationParser::millis().max(Duration::from_secs(3600)).map(whole_millis))]
     pub settle_ms: u64,
     /// The drill's processes (probe, simulator, proxy) stayed alive from start to stop, as the
     /// caller measured it. Without it the report's acceptance list has no crash line (nothing

@@ -30,6 +30,8 @@ use time::{Date, Duration, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOf
 pub const BUILTIN: &str = include_str!("../../../configs/calendar/cn-futures-2026.yaml");
 /// Its path in the repository, for messages.
 pub const BUILTIN_PATH: &str = "configs/calendar/cn-futures-2026.yaml";
+/// Its path under a config folder (see `evidence_core::paths`).
+pub const CONFIG_RELATIVE: &str = "calendar/cn-futures-2026.yaml";
 
 const NS: i64 = 1_000_000_000;
 
@@ -217,14 +219,24 @@ impl Calendar {
         Calendar::parse(BUILTIN, &format!("{BUILTIN_PATH} (built in)"))
     }
 
-    /// The calendar to use: `explicit` when given; else `configs/calendar/cn-futures-2026.yaml`
-    /// under the current folder when it exists (an edited copy wins over the built-in one); else
-    /// the built-in copy.
+    /// The calendar to use: `explicit` when given; else the first
+    /// `calendar/cn-futures-2026.yaml` found over the config search order of
+    /// `evidence_core::paths` (`$CTP_OPS_CONFIG_DIR`, `./configs`, `<prefix>/etc/ctp-ops`,
+    /// `/etc/ctp-ops`; an edited copy wins over the built-in one); else the built-in copy, whose
+    /// label then names the places searched.
     pub fn load_default(explicit: Option<&Path>) -> Result<Calendar> {
         match explicit {
             Some(p) => Calendar::load(p),
-            None if Path::new(BUILTIN_PATH).is_file() => Calendar::load(Path::new(BUILTIN_PATH)),
-            None => Calendar::builtin(),
+            None => match evidence_core::paths::find_config(CONFIG_RELATIVE) {
+                Some(p) => Calendar::load(&p),
+                None => Calendar::parse(
+                    BUILTIN,
+                    &format!(
+                        "{BUILTIN_PATH} (built in; none found at {})",
+                        evidence_core::paths::searched(CONFIG_RELATIVE)
+                    ),
+                ),
+            },
         }
     }
 

@@ -1,0 +1,50 @@
+//! Duration flags take a plain number in the unit of the flag's name (old scripts keep working)
+//! or a duration with a unit (`1.5s`, `500ms`, `2m`); anything else is a usage error (exit 2).
+#![allow(clippy::unwrap_used, reason = "test helpers panic on setup failures")]
+
+use clap::Parser;
+use ctp_preflight::Cli;
+use test_support::run;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ctp-preflight");
+
+fn try_parse(args: &[&str]) -> Result<Cli, clap::Error> {
+    let base: &[&str] = &["ctp-preflight"];
+    Cli::try_parse_from(base.iter().chain(args))
+}
+
+fn parse(args: &[&str]) -> Cli {
+    try_parse(args).unwrap()
+}
+
+#[test]
+fn duration_flags_take_both_spellings() {
+    assert_eq!(
+        parse(&["--connect-timeout-ms", "2000"]).connect_timeout_ms,
+        2000
+    );
+    assert_eq!(
+        parse(&["--connect-timeout-ms", "2s"]).connect_timeout_ms,
+        2000
+    );
+    assert!(try_parse(&["--connect-timeout-ms", "-1"]).is_err());
+    assert!(try_parse(&["--connect-timeout-ms", "soon"]).is_err());
+    assert_eq!(
+        parse(&["--max-clock-offset-ms", "250"]).max_clock_offset_ms,
+        250
+    );
+    assert_eq!(
+        parse(&["--max-clock-offset-ms", "0.25s"]).max_clock_offset_ms,
+        250
+    );
+    assert!(try_parse(&["--max-clock-offset-ms", "-1"]).is_err());
+    assert!(try_parse(&["--max-clock-offset-ms", "soon"]).is_err());
+}
+
+#[test]
+fn a_bad_duration_is_a_usage_error() {
+    run(BIN, &["--connect-timeout-ms", "1.5 fortnights"], None, None)
+        .code(2)
+        .stdout_is("")
+        .stderr_has("--connect-timeout-ms");
+}
