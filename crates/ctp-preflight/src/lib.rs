@@ -34,7 +34,7 @@ const AFTER_HELP: &str = "EXAMPLE:\n  ctp-preflight --config configs/sim/local.y
 #[allow(clippy::struct_excessive_bools)]
 pub struct Cli {
     /// CTP config (YAML, keys under `ctp:`) [default: sim/ctp_trading_hours.yaml found over the
-    /// config search order: $CTP_OPS_CONFIG_DIR, ./configs, <prefix>/etc/ctp-ops, /etc/ctp-ops].
+    /// config search order: $CTP_OPS_CONFIG_DIR, ./configs, PREFIX/etc/ctp-ops, /etc/ctp-ops].
     #[arg(
         long,
         hide_default_value = true,

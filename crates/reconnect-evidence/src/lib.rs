@@ -146,7 +146,7 @@ fn default_fallback_configs() -> String {
 #[command(version, after_help = format!("{AFTER_HELP}\n\n{EXIT_STATUS_HELP}"))]
 pub struct Cli {
     /// CTP config [default: sim/ctp.yaml found over the config search order: $CTP_OPS_CONFIG_DIR,
-    /// ./configs, <prefix>/etc/ctp-ops, /etc/ctp-ops].
+    /// ./configs, PREFIX/etc/ctp-ops, /etc/ctp-ops].
     #[arg(
         long,
         hide_default_value = true,

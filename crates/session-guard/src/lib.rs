@@ -29,7 +29,7 @@ pub struct Cli {
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(0..=720))]
     pub margin_minutes: u32,
     /// Calendar file (default: calendar/cn-futures-2026.yaml over the config search order:
-    /// $CTP_OPS_CONFIG_DIR, ./configs, <prefix>/etc/ctp-ops, /etc/ctp-ops; else the built-in copy).
+    /// $CTP_OPS_CONFIG_DIR, ./configs, PREFIX/etc/ctp-ops, /etc/ctp-ops; else the built-in copy).
     #[arg(long)]
     pub calendar: Option<PathBuf>,
     /// Only this night-session group (e.g. until_2300); default: the latest-ending group.
