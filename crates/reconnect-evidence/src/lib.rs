@@ -153,7 +153,8 @@ pub struct Cli {
         default_value_os_t = evidence_core::paths::config_or_checkout("sim/ctp.yaml")
     )]
     pub config: PathBuf,
-    /// CTP API folder: for the preflight, and LD_LIBRARY_PATH of a --probe-bin.
+    /// CTP API folder: for the preflight, ctp-probe's ctp-api mode, and LD_LIBRARY_PATH of a
+    /// --probe-bin.
     #[arg(
         long,
         default_value = "ctp_api/v6.7.11_20250617_api_traderapi_se_linux64"
@@ -758,6 +759,9 @@ impl Drill<'_> {
                 s(&self.p("probe.log")),
                 "--events-file".into(),
                 s(&self.p("probe_events.jsonl")),
+                // The same API folder as the preflight: ctp-probe's ctp-api mode loads from it.
+                "--ctp-lib-dir".into(),
+                s(&self.cli.ctp_lib_dir),
             ]);
             if let Some(h) = self.cli.timing.heartbeat_timeout_ms {
                 v.extend(["--heartbeat-timeout-ms".into(), h.to_string()]);

@@ -345,6 +345,12 @@ fn dry_run_prints_the_plan_and_starts_nothing() {
     assert!(lines[0].contains("/ctp-front-sim "));
     assert!(lines[1].contains("/fault-proxy --pair"));
     assert!(lines[3].contains("/ctp-probe "));
+    // The probe gets the same CTP API folder as the preflight (its ctp-api mode loads from it).
+    assert!(
+        lines[3].contains(" --ctp-lib-dir ctp_api/v6.7.11_20250617_api_traderapi_se_linux64"),
+        "{}",
+        lines[3]
+    );
     assert!(lines[4].contains("/fault-inject run --scenario disconnect --duration-sec 20 "));
     assert!(lines[4].contains("--disconnect-mode reset"));
     assert!(lines[5].contains("--scenario latency --duration-sec 30 "));
