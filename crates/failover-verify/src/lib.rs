@@ -422,6 +422,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         split_sum += u64_key(&mut v, &doc, &format!("{store}_SPLIT_BRAIN")).unwrap_or(0);
         if let Some(o) = v.non_negative(&doc, &format!("{store}_OUTAGE_SECONDS")) {
             outage_max = Some(outage_max.map_or(o, |m: f64| m.max(o)));
+            outage_agrees_with_acks(&mut v, &doc, store, o);
         }
         if success == Some(true) && !dry {
             let role = doc
@@ -490,5 +491,28 @@ mod tests {
     #[test]
     fn verify_cli() {
         Cli::command().debug_assert();
+    }
+}
+
+/// A store's stated outage must be the time between its two acknowledgements the drill recorded
+/// (`*_LAST_ACK_BEFORE_UTC`, `*_FIRST_ACK_AFTER_UTC`), within their millisecond resolution: a
+/// stated figure cannot talk the measured outage down.
+fn outage_agrees_with_acks(v: &mut Verdict, doc: &EnvDoc, store: &str, outage: f64) {
+    let at = |k: &str| {
+        doc.get(&format!("{store}_{k}"))
+            .and_then(evidence_core::time::parse_utc)
+    };
+    if let (Some(t0), Some(t1)) = (at("LAST_ACK_BEFORE_UTC"), at("FIRST_ACK_AFTER_UTC")) {
+        #[allow(clippy::cast_precision_loss)] // nanosecond spans of seconds: exact enough
+        let span = (t1.ns - t0.ns) as f64 / 1e9;
+        let tolerance = t0.resolution_ns.max(t1.resolution_ns) as f64 / 1e9;
+        if (span - outage).abs() > tolerance.max(0.0015) {
+            v.malformed(
+                &format!("{}_outage_consistent", store.to_ascii_lowercase()),
+                format!(
+                    "{store}_OUTAGE_SECONDS={outage} but its acknowledgements are {span:.3} s apart"
+                ),
+            );
+        }
     }
 }

@@ -160,6 +160,10 @@ fn malformed_exit_2() {
             "PROVENANCE_FINISHED_UTC is before PROVENANCE_STARTED_UTC",
         ),
         (
+            "outage_talked_down.env",
+            "REDIS_OUTAGE_SECONDS=1.184 but its acknowledgements are 8.184 s apart",
+        ),
+        (
             "dry_run_not_bool.env",
             "FAILOVER_DRY_RUN must be a boolean, found \"maybe\"",
         ),
