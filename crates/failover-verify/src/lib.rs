@@ -484,16 +484,6 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn verify_cli() {
-        Cli::command().debug_assert();
-    }
-}
-
 /// A store's stated outage must be the time between its two acknowledgements the drill recorded
 /// (`*_LAST_ACK_BEFORE_UTC`, `*_FIRST_ACK_AFTER_UTC`), within their millisecond resolution: a
 /// stated figure cannot talk the measured outage down.
@@ -514,5 +504,15 @@ fn outage_agrees_with_acks(v: &mut Verdict, doc: &EnvDoc, store: &str, outage: f
                 ),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
     }
 }
