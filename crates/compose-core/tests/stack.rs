@@ -825,7 +825,11 @@ fn multi_host_compose_file_runs_in_two_steps_with_placement_labels() {
     let standby_pg = primary.published("timescale-replica", 5432).unwrap();
     assert_eq!(psql(standby_pg, &pg_pw, "select pg_is_in_recovery()"), "t");
     let s3 = primary.published("redis-sentinel-3", 26379).unwrap();
-    assert!(redis_cli(s3, None, &["SENTINEL", "ckquorum", "mymaster"]).starts_with("OK"));
+    // A sentinel started in the second step learns its peers over the hello channel (2 s, and up to
+    // 10 s on a loaded machine): wait for the quorum with a deadline, not once.
+    test_support::wait_until(Duration::from_secs(30), "sentinel 3's quorum", || {
+        redis_cli(s3, None, &["SENTINEL", "ckquorum", "mymaster"]).starts_with("OK")
+    });
 
     // A detached engine keeps running (a drill's `up` and `down` are separate processes) and is
     // found again from its run folder.
